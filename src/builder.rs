@@ -1,0 +1,190 @@
+//! Building a pool: settings, hooks, and starting the workers.
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+
+use crate::error::BuildError;
+use crate::pool::ThreadPool;
+use crate::queue::Shared;
+use crate::sync::{self, Arc, JoinHandle, ThreadBuilder};
+use crate::worker;
+
+type NameFn = dyn Fn(usize) -> String + Send + Sync + 'static;
+type IndexHook = dyn Fn(usize) + Send + Sync + 'static;
+type PanicHandler = dyn Fn(Box<dyn Any + Send + 'static>) + Send + Sync + 'static;
+
+/// Settings fixed when the pool is built and read by every worker.
+#[derive(Default)]
+pub(crate) struct Config {
+    pub(crate) thread_name: Option<Box<NameFn>>,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) on_thread_start: Option<Box<IndexHook>>,
+    pub(crate) on_thread_stop: Option<Box<IndexHook>>,
+    pub(crate) panic_handler: Option<Box<PanicHandler>>,
+}
+
+impl Config {
+    fn thread_name(&self, index: usize) -> String {
+        match &self.thread_name {
+            Some(name) => name(index),
+            None => format!("weft-{index}"),
+        }
+    }
+}
+
+/// Configures and builds a [`ThreadPool`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+///
+/// let started = Arc::new(AtomicUsize::new(0));
+/// let counter = Arc::clone(&started);
+/// let pool = weft::Builder::new()
+///     .num_threads(2)
+///     .thread_name(|i| format!("worker-{i}"))
+///     .on_thread_start(move |_| {
+///         counter.fetch_add(1, Ordering::Relaxed);
+///     })
+///     .panic_handler(|payload| {
+///         let msg = payload.downcast_ref::<&str>().copied().unwrap_or("?");
+///         eprintln!("a job panicked: {msg}");
+///     })
+///     .build()?;
+/// pool.execute(|| assert!(std::thread::current().name().unwrap().starts_with("worker-")));
+/// pool.shutdown();
+/// assert_eq!(started.load(Ordering::Relaxed), 2);
+/// # Ok::<(), weft::BuildError>(())
+/// ```
+#[must_use = "a Builder does nothing until `build` is called"]
+pub struct Builder {
+    num_threads: Option<usize>,
+    config: Config,
+}
+
+impl Builder {
+    /// A builder with the defaults: one thread per available CPU, threads
+    /// named `weft-{i}`, the platform's stack size, no hooks, and no panic
+    /// handler (a job's panic is caught and counted).
+    pub fn new() -> Builder {
+        Builder {
+            num_threads: None,
+            config: Config::default(),
+        }
+    }
+
+    /// The number of worker threads. Default: [`available_parallelism`],
+    /// or 1 if that is unknown. Zero makes [`build`](Self::build) fail.
+    ///
+    /// [`available_parallelism`]: https://doc.rust-lang.org/std/thread/fn.available_parallelism.html
+    pub fn num_threads(mut self, num_threads: usize) -> Builder {
+        self.num_threads = Some(num_threads);
+        self
+    }
+
+    /// Names worker `i` with `name(i)`. Default: `weft-{i}`.
+    pub fn thread_name<F>(mut self, name: F) -> Builder
+    where
+        F: Fn(usize) -> String + Send + Sync + 'static,
+    {
+        self.config.thread_name = Some(Box::new(name));
+        self
+    }
+
+    /// The stack size of each worker thread, in bytes. Default: the
+    /// platform's (as for `std::thread::spawn`).
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.config.stack_size = Some(bytes);
+        self
+    }
+
+    /// Runs `hook(i)` on worker `i` when it starts, before it takes a job.
+    /// A panic in the hook is caught and ignored; the worker still serves.
+    pub fn on_thread_start<F>(mut self, hook: F) -> Builder
+    where
+        F: Fn(usize) + Send + Sync + 'static,
+    {
+        self.config.on_thread_start = Some(Box::new(hook));
+        self
+    }
+
+    /// Runs `hook(i)` on worker `i` as it exits, after its last job.
+    /// A panic in the hook is caught and ignored.
+    pub fn on_thread_stop<F>(mut self, hook: F) -> Builder
+    where
+        F: Fn(usize) + Send + Sync + 'static,
+    {
+        self.config.on_thread_stop = Some(Box::new(hook));
+        self
+    }
+
+    /// Receives the payload of every `execute`d job that panics, on the
+    /// worker that ran it. The panic is counted in
+    /// [`ThreadPool::panic_count`] either way. A panic in the handler itself is
+    /// caught and ignored; the worker keeps serving.
+    pub fn panic_handler<F>(mut self, handler: F) -> Builder
+    where
+        F: Fn(Box<dyn Any + Send + 'static>) + Send + Sync + 'static,
+    {
+        self.config.panic_handler = Some(Box::new(handler));
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroThreads`] if `num_threads(0)` was set;
+    /// [`BuildError::Spawn`] if the operating system refused a thread. In the
+    /// latter case every worker already started has been shut down and
+    /// joined when this returns.
+    pub fn build(self) -> Result<ThreadPool, BuildError> {
+        let num_threads = match self.num_threads {
+            Some(0) => return Err(BuildError::ZeroThreads),
+            Some(n) => n,
+            None => sync::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let shared = Arc::new(Shared::new(self.config));
+        // The pool exists before its workers do: if a spawn fails (or the
+        // name hook panics), dropping it shuts down and joins the workers
+        // started so far.
+        let mut pool = ThreadPool::from_parts(shared, Vec::with_capacity(num_threads));
+        for index in 0..num_threads {
+            let handle = spawn_worker(pool.shared(), index).map_err(BuildError::Spawn)?;
+            pool.push_worker(handle);
+        }
+        Ok(pool)
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("num_threads", &self.num_threads)
+            .field("stack_size", &self.config.stack_size)
+            .field("thread_name", &self.config.thread_name.is_some())
+            .field("on_thread_start", &self.config.on_thread_start.is_some())
+            .field("on_thread_stop", &self.config.on_thread_stop.is_some())
+            .field("panic_handler", &self.config.panic_handler.is_some())
+            .finish()
+    }
+}
+
+/// Starts worker `index` of the pool that owns `shared`.
+fn spawn_worker(shared: &Arc<Shared>, index: usize) -> io::Result<JoinHandle<()>> {
+    let mut builder = ThreadBuilder::new().name(shared.config.thread_name(index));
+    if let Some(bytes) = shared.config.stack_size {
+        builder = builder.stack_size(bytes);
+    }
+    let shared = Arc::clone(shared);
+    builder.spawn(move || worker::run(shared, index))
+}

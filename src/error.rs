@@ -1,0 +1,109 @@
+//! Error types. Each hands back what the caller gave: a rejected job travels
+//! inside its [`SubmitError`], never dropped.
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+
+/// Why a pool could not be built (or resized).
+///
+/// When building fails part-way, every worker already started has been shut
+/// down and joined before this error is returned: no thread leaks.
+#[derive(Debug)]
+pub enum BuildError {
+    /// `num_threads(0)`: a pool needs at least one worker.
+    ZeroThreads,
+    /// The operating system refused to start a worker thread.
+    Spawn(io::Error),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroThreads => f.write_str("a thread pool needs at least one thread"),
+            BuildError::Spawn(err) => write!(f, "failed to spawn a worker thread: {err}"),
+        }
+    }
+}
+
+impl Error for BuildError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            BuildError::ZeroThreads => None,
+            BuildError::Spawn(err) => Some(err),
+        }
+    }
+}
+
+/// Why a job was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SubmitErrorKind {
+    /// The queue was at its capacity.
+    Full,
+    /// The pool was shut down; it accepts no new jobs.
+    ShutDown,
+    /// The queue stayed full for the whole timeout.
+    TimedOut,
+}
+
+/// A rejected job, handed back with the reason it was rejected.
+///
+/// The job never ran and never will in the pool; [`into_inner`] returns it so
+/// the caller can run it elsewhere, retry, or drop it deliberately.
+///
+/// [`into_inner`]: SubmitError::into_inner
+///
+/// # Examples
+///
+/// ```
+/// use weft::{SubmitErrorKind, ThreadPool};
+///
+/// let pool = ThreadPool::new(1);
+/// let handle = pool.handle();
+/// pool.shutdown();
+///
+/// let err = handle.execute(|| println!("never runs")).unwrap_err();
+/// assert_eq!(err.kind(), SubmitErrorKind::ShutDown);
+/// let job = err.into_inner();
+/// job(); // runs on this thread, the caller's choice
+/// ```
+pub struct SubmitError<F> {
+    kind: SubmitErrorKind,
+    job: F,
+}
+
+impl<F> SubmitError<F> {
+    pub(crate) fn new(kind: SubmitErrorKind, job: F) -> Self {
+        SubmitError { kind, job }
+    }
+
+    /// Why the job was rejected.
+    pub fn kind(&self) -> SubmitErrorKind {
+        self.kind
+    }
+
+    /// Takes back the job that was rejected.
+    pub fn into_inner(self) -> F {
+        self.job
+    }
+}
+
+impl<F> fmt::Debug for SubmitError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubmitError")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> fmt::Display for SubmitError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            SubmitErrorKind::Full => "job rejected: the pool's queue is full",
+            SubmitErrorKind::ShutDown => "job rejected: the pool has been shut down",
+            SubmitErrorKind::TimedOut => "job rejected: the pool's queue stayed full until the timeout",
+        })
+    }
+}
+
+impl<F> Error for SubmitError<F> {}

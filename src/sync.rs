@@ -1,0 +1,76 @@
+//! The synchronization shim: the one file that names `std::sync`, `std::thread`
+//! or `loom`.
+//!
+//! Every lock, condition variable, atomic, `Arc`, thread and thread-local the
+//! pool uses is imported from here. In the library's own test build with
+//! `--cfg loom` (`cfg(all(loom, test))`) these are loom's model-checked
+//! versions, so the models in `loom-tests/` explore the very code that ships;
+//! in every other build (including integration tests and doctests compiled
+//! with `--cfg loom`) they are std's.
+//!
+//! Time goes through here too. loom has no clock: under loom
+//! [`Condvar::wait_timeout`] behaves like `wait` (it never times out), so a
+//! timed call is modelled as its untimed counterpart and the timeout paths are
+//! tested with real threads in `tests/`.
+
+#[cfg(all(loom, test))]
+mod imp {
+    pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use loom::thread::{Builder as ThreadBuilder, JoinHandle, ThreadId};
+    pub(crate) use loom::thread_local;
+
+    pub(crate) fn current_thread_id() -> ThreadId {
+        loom::thread::current().id()
+    }
+}
+
+#[cfg(not(all(loom, test)))]
+mod imp {
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use std::thread::{Builder as ThreadBuilder, JoinHandle, ThreadId};
+    pub(crate) use std::thread_local;
+
+    pub(crate) fn current_thread_id() -> ThreadId {
+        std::thread::current().id()
+    }
+}
+
+pub(crate) use imp::*;
+
+// Not synchronization primitives, but they name `std::thread`; they are the
+// same under loom.
+pub(crate) use std::thread::{available_parallelism, panicking};
+pub(crate) use std::time::{Duration, Instant};
+
+/// Locks `mutex`, ignoring poison.
+///
+/// weft never runs user code while holding one of its locks, so a poisoned
+/// lock can only mean a panic inside weft's own bookkeeping; the state is
+/// still consistent at every unlock point, and refusing to continue would turn
+/// one bug into a hung pool.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Blocks on `condvar`, ignoring poison (see [`lock`]).
+pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    condvar
+        .wait(guard)
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Blocks on `condvar` for at most `timeout`, ignoring poison (see [`lock`]).
+///
+/// Under loom this waits for a notification like [`wait`]: loom has no clock.
+/// Callers re-check their condition and their deadline after every return, so
+/// the model explores the notified path and real-thread tests cover expiry.
+pub(crate) fn wait_timeout<'a, T>(
+    condvar: &Condvar,
+    guard: MutexGuard<'a, T>,
+    timeout: Duration,
+) -> MutexGuard<'a, T> {
+    match condvar.wait_timeout(guard, timeout) {
+        Ok((guard, _)) => guard,
+        Err(poisoned) => poisoned.into_inner().0,
+    }
+}
