@@ -101,7 +101,9 @@ impl<F> fmt::Display for SubmitError<F> {
         f.write_str(match self.kind {
             SubmitErrorKind::Full => "job rejected: the pool's queue is full",
             SubmitErrorKind::ShutDown => "job rejected: the pool has been shut down",
-            SubmitErrorKind::TimedOut => "job rejected: the pool's queue stayed full until the timeout",
+            SubmitErrorKind::TimedOut => {
+                "job rejected: the pool's queue stayed full until the timeout"
+            }
         })
     }
 }

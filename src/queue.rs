@@ -36,10 +36,10 @@
 
 use std::collections::VecDeque;
 
+use crate::builder::Config;
 use crate::error::{SubmitError, SubmitErrorKind};
 use crate::job::{self, Job, Outcome};
 use crate::sync::{self, Condvar, Duration, Instant, Mutex, MutexGuard};
-use crate::builder::Config;
 
 /// State shared by the pool, its handles and its workers.
 pub(crate) struct Shared {

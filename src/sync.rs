@@ -49,7 +49,9 @@ pub(crate) use std::time::{Duration, Instant};
 /// still consistent at every unlock point, and refusing to continue would turn
 /// one bug into a hung pool.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Blocks on `condvar`, ignoring poison (see [`lock`]).
