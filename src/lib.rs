@@ -58,6 +58,11 @@ pub use builder::Builder;
 pub use error::{BuildError, SubmitError, SubmitErrorKind};
 pub use pool::{Handle, ThreadPool};
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(all(loom, test))]
 #[path = "../loom-tests/mod.rs"]
 mod loom_tests;
