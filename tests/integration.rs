@@ -1,0 +1,1496 @@
+//! Integration tests of weft's public API with real threads.
+//!
+//! Every test checks one promise of the contract (`DESIGN.md`, "The ledger"
+//! and "Re-entrancy"). Synchronisation between a test and the pool's jobs goes
+//! through channels, gates and rendezvous, never through sleeps; the only
+//! timeouts are [`HANG`], which turn a deadlock into a failure instead of a
+//! stuck test run and are never reached when the pool behaves.
+//!
+//! These tests also run in the loom CI job (`RUSTFLAGS="--cfg loom"`), where
+//! the library they link still uses std's primitives.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashSet};
+use std::error::Error;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, Once};
+use std::thread::{self, ThreadId};
+use std::time::Duration;
+
+use weft::{BuildError, Builder, Handle, SubmitError, SubmitErrorKind, ThreadPool};
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// How long any wait in these tests may take before it is declared a hang.
+/// Only reached when the pool deadlocks; a passing run never waits this long.
+const HANG: Duration = Duration::from_secs(60);
+
+/// Marker carried by every panic these tests raise on purpose.
+const DELIBERATE: &str = "deliberate test panic";
+
+/// A panic payload that is not a string, raised on purpose.
+#[derive(Debug, PartialEq)]
+struct DeliberatePayload(u32);
+
+/// A panic payload whose destructor panics too, raised on purpose.
+struct PanickingDropPayload;
+
+impl Drop for PanickingDropPayload {
+    fn drop(&mut self) {
+        panic!("{DELIBERATE}: payload destructor");
+    }
+}
+
+fn payload_text(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+/// Whether a panic was raised on purpose by a test here (directly, or by weft
+/// refusing a misuse that a test commits on purpose).
+fn is_deliberate(payload: &(dyn Any + Send)) -> bool {
+    if payload.is::<DeliberatePayload>() || payload.is::<PanickingDropPayload>() {
+        return true;
+    }
+    payload_text(payload).is_some_and(|text| {
+        text.contains(DELIBERATE)
+            || text.starts_with("weft::ThreadPool::new(0)")
+            || text.contains("called from inside one of the pool's own jobs")
+    })
+}
+
+/// Installs, once per process, a panic hook that keeps this file's deliberate
+/// panics off stderr and forwards every other panic to the default hook. The
+/// hook is process-global and tests run in parallel, so it filters by payload
+/// rather than being swapped in and out around a test.
+fn quiet_deliberate_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let default_hook = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !is_deliberate(info.payload()) {
+                default_hook(info);
+            }
+        }));
+    });
+}
+
+/// A closed gate jobs can block on until the test opens it.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    /// Blocks until the gate is open; panics after [`HANG`].
+    fn pass(&self) {
+        let (open, timeout) = self
+            .opened
+            .wait_timeout_while(self.open.lock().unwrap(), HANG, |open| !*open)
+            .unwrap();
+        assert!(*open && !timeout.timed_out(), "gate never opened");
+    }
+}
+
+/// A meeting point for `n` parties: each returns only once all `n` arrived,
+/// which proves `n` threads were running at the same moment.
+struct Rendezvous {
+    arrived: Mutex<usize>,
+    all_here: Condvar,
+    parties: usize,
+}
+
+impl Rendezvous {
+    fn new(parties: usize) -> Rendezvous {
+        Rendezvous {
+            arrived: Mutex::new(0),
+            all_here: Condvar::new(),
+            parties,
+        }
+    }
+
+    /// Returns whether all parties met (false after [`HANG`]).
+    fn meet(&self) -> bool {
+        let mut arrived = self.arrived.lock().unwrap();
+        *arrived += 1;
+        self.all_here.notify_all();
+        let (arrived, _) = self
+            .all_here
+            .wait_timeout_while(arrived, HANG, |arrived| *arrived < self.parties)
+            .unwrap();
+        *arrived >= self.parties
+    }
+}
+
+/// Per-job run counters.
+fn run_counters(jobs: usize) -> Arc<Vec<AtomicUsize>> {
+    Arc::new((0..jobs).map(|_| AtomicUsize::new(0)).collect())
+}
+
+fn snapshot(counters: &[AtomicUsize]) -> Vec<usize> {
+    counters.iter().map(|c| c.load(Ordering::SeqCst)).collect()
+}
+
+/// A job that counts its own run in `runs[id]`.
+fn counting_job(runs: &Arc<Vec<AtomicUsize>>, id: usize) -> impl FnOnce() + Send + 'static {
+    let runs = Arc::clone(runs);
+    move || {
+        runs[id].fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Start/stop hook counters for a builder.
+#[derive(Clone, Default)]
+struct Lifecycle {
+    starts: Arc<AtomicUsize>,
+    stops: Arc<AtomicUsize>,
+}
+
+impl Lifecycle {
+    fn install(&self, builder: Builder) -> Builder {
+        let starts = Arc::clone(&self.starts);
+        let stops = Arc::clone(&self.stops);
+        builder
+            .on_thread_start(move |_| {
+                starts.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_thread_stop(move |_| {
+                stops.fetch_add(1, Ordering::SeqCst);
+            })
+    }
+
+    fn starts(&self) -> usize {
+        self.starts.load(Ordering::SeqCst)
+    }
+
+    fn stops(&self) -> usize {
+        self.stops.load(Ordering::SeqCst)
+    }
+}
+
+fn thread_name() -> Option<String> {
+    thread::current().name().map(str::to_owned)
+}
+
+// ---------------------------------------------------------------------------
+// Building
+// ---------------------------------------------------------------------------
+
+#[test]
+fn build_with_zero_threads_is_a_zero_threads_error() {
+    let lifecycle = Lifecycle::default();
+    let result = lifecycle.install(Builder::new().num_threads(0)).build();
+    let err = result.expect_err("a pool of zero threads must not build");
+    assert!(matches!(err, BuildError::ZeroThreads), "got {err:?}");
+    assert!(err.source().is_none());
+    assert!(
+        err.to_string().contains("thread"),
+        "unhelpful message: {err}"
+    );
+    assert_eq!(lifecycle.starts(), 0);
+}
+
+#[test]
+fn new_with_zero_threads_panics() {
+    quiet_deliberate_panics();
+    let payload = panic::catch_unwind(|| ThreadPool::new(0)).expect_err("new(0) must panic");
+    let text = payload_text(&*payload).expect("a string panic message");
+    assert!(text.contains("thread"), "unhelpful panic message: {text}");
+}
+
+/// Stack sizes the OS refuses here: one it cannot map (`EAGAIN`) and one it
+/// rejects outright (`EINVAL`). With a uniform size the first spawn fails, so
+/// no worker starts; the test still checks that starts == stops.
+#[test]
+fn refused_thread_is_a_spawn_error_carrying_the_io_error() {
+    for stack_size in [1usize << 45, usize::MAX] {
+        let lifecycle = Lifecycle::default();
+        let builder = Builder::new().num_threads(3).stack_size(stack_size);
+        let result = lifecycle.install(builder).build();
+        let err = result.expect_err("the OS must refuse this stack size");
+        let BuildError::Spawn(io_err) = &err else {
+            panic!("expected BuildError::Spawn for stack {stack_size:#x}, got {err:?}");
+        };
+        let source = err.source().expect("a spawn error has a source");
+        let source_io = source
+            .downcast_ref::<io::Error>()
+            .expect("the source is the io::Error");
+        assert_eq!(source_io.kind(), io_err.kind());
+        assert!(
+            err.to_string().contains(&io_err.to_string()),
+            "the message should include the OS error: {err}"
+        );
+        assert_eq!(
+            lifecycle.starts(),
+            lifecycle.stops(),
+            "every started worker must be stopped and joined"
+        );
+    }
+}
+
+/// A name hook that panics part-way through `build` unwinds out of it; the
+/// workers started before must still have been shut down and joined.
+#[test]
+fn panicking_thread_name_hook_during_build_leaks_no_worker() {
+    quiet_deliberate_panics();
+    let lifecycle = Lifecycle::default();
+    let builder = Builder::new().num_threads(4).thread_name(|index| {
+        if index == 2 {
+            panic!("{DELIBERATE}: no name for worker 2");
+        }
+        format!("named-{index}")
+    });
+    let builder = lifecycle.install(builder);
+    let payload = panic::catch_unwind(AssertUnwindSafe(|| builder.build()))
+        .expect_err("the hook's panic propagates out of build");
+    assert!(payload_text(&*payload).is_some_and(|t| t.contains(DELIBERATE)));
+    assert_eq!(lifecycle.starts(), 2, "workers 0 and 1 started");
+    assert_eq!(lifecycle.stops(), 2, "and both were stopped and joined");
+}
+
+/// BUG (src/builder.rs, `Builder::build`): `Vec::with_capacity(num_threads)`
+/// trusts the requested count, so an absurd `num_threads` panics with
+/// "capacity overflow" before a single spawn is attempted, instead of
+/// returning the `BuildError::Spawn` the OS refusal would give. (With this
+/// stack size the very first spawn is refused, so no thread is started.)
+#[test]
+fn absurd_thread_count_is_a_build_error_not_a_panic() {
+    let built = panic::catch_unwind(|| {
+        Builder::new()
+            .num_threads(usize::MAX)
+            .stack_size(1 << 45)
+            .build()
+            .map(drop)
+    });
+    let result = built.unwrap_or_else(|payload| {
+        panic!(
+            "Builder::build panicked instead of returning a BuildError: {:?}",
+            payload_text(&*payload)
+        )
+    });
+    assert!(
+        matches!(result, Err(BuildError::Spawn(_))),
+        "got {result:?}"
+    );
+}
+
+#[test]
+fn builder_defaults_to_available_parallelism() {
+    let expected = thread::available_parallelism().map_or(1, |n| n.get());
+    for pool in [
+        Builder::new().build().unwrap(),
+        Builder::default().build().unwrap(),
+        ThreadPool::builder().build().unwrap(),
+    ] {
+        assert_eq!(pool.num_threads(), expected);
+    }
+}
+
+#[test]
+fn new_and_builder_start_the_requested_number_of_workers() {
+    for threads in [1, 2, 5] {
+        let pool = ThreadPool::new(threads);
+        assert_eq!(pool.num_threads(), threads);
+
+        let lifecycle = Lifecycle::default();
+        let pool = lifecycle
+            .install(Builder::new().num_threads(threads))
+            .build()
+            .unwrap();
+        assert_eq!(pool.num_threads(), threads);
+        pool.shutdown();
+        assert_eq!(lifecycle.starts(), threads);
+        assert_eq!(lifecycle.stops(), threads);
+    }
+}
+
+#[test]
+fn workers_are_named_weft_index_by_default() {
+    let names = Arc::new(Mutex::new(BTreeMap::new()));
+    let recorder = Arc::clone(&names);
+    let pool = Builder::new()
+        .num_threads(3)
+        .on_thread_start(move |index| {
+            recorder.lock().unwrap().insert(index, thread_name());
+        })
+        .build()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    pool.execute(move || tx.send(thread_name()).unwrap());
+    let job_name = rx.recv_timeout(HANG).unwrap().expect("workers are named");
+    pool.shutdown();
+
+    let names = names.lock().unwrap().clone();
+    let expected: BTreeMap<usize, Option<String>> =
+        (0..3).map(|i| (i, Some(format!("weft-{i}")))).collect();
+    assert_eq!(names, expected);
+    assert!(
+        expected
+            .values()
+            .any(|name| name.as_deref() == Some(&job_name)),
+        "job ran on {job_name:?}"
+    );
+}
+
+#[test]
+fn custom_thread_name_is_used_for_every_worker() {
+    let names = Arc::new(Mutex::new(BTreeMap::new()));
+    let recorder = Arc::clone(&names);
+    let pool = Builder::new()
+        .num_threads(3)
+        .thread_name(|index| format!("custom-pool-{index}"))
+        .on_thread_start(move |index| {
+            recorder.lock().unwrap().insert(index, thread_name());
+        })
+        .build()
+        .unwrap();
+    let seen = Arc::new(Mutex::new(HashSet::new()));
+    for _ in 0..30 {
+        let seen = Arc::clone(&seen);
+        pool.execute(move || {
+            seen.lock().unwrap().insert(thread_name());
+        });
+    }
+    pool.shutdown();
+
+    let names = names.lock().unwrap().clone();
+    let expected: BTreeMap<usize, Option<String>> = (0..3)
+        .map(|i| (i, Some(format!("custom-pool-{i}"))))
+        .collect();
+    assert_eq!(names, expected);
+    let seen = seen.lock().unwrap();
+    assert!(!seen.is_empty());
+    for name in seen.iter() {
+        assert!(
+            expected.values().any(|n| n == name),
+            "a job ran on an unexpected thread {name:?}"
+        );
+    }
+}
+
+#[test]
+fn single_worker_job_sees_its_custom_name() {
+    let pool = Builder::new()
+        .num_threads(1)
+        .thread_name(|index| format!("solo-{index}"))
+        .build()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    pool.execute(move || tx.send(thread_name()).unwrap());
+    assert_eq!(rx.recv_timeout(HANG).unwrap().as_deref(), Some("solo-0"));
+}
+
+/// A job needing far more stack than a default thread has (2 MiB) runs when
+/// the pool asks for a large stack; on Linux the mapping holding the job's
+/// stack frame is also measured.
+#[test]
+fn stack_size_is_honoured() {
+    const STACK: usize = 48 << 20;
+    let pool = Builder::new()
+        .num_threads(1)
+        .stack_size(STACK)
+        .build()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    pool.execute(move || {
+        let big = [7u8; 8 << 20];
+        let big = std::hint::black_box(big);
+        let sum: usize = big.iter().step_by(4096).map(|&b| usize::from(b)).sum();
+        let local = 0u8;
+        let frame = std::hint::black_box(&local) as *const u8 as usize;
+        tx.send((sum, stack_mapping_len(frame))).unwrap();
+    });
+    let (sum, mapping) = rx.recv_timeout(HANG).expect("the stack-hungry job ran");
+    assert_eq!(sum, 7 * (8 << 20) / 4096);
+    if let Some(len) = mapping {
+        // The mapping is the stack less its guard page(s); a neighbouring
+        // mapping may merge into it, so only a lower bound is meaningful.
+        assert!(
+            len >= STACK - (1 << 20),
+            "worker stack mapping is {len} bytes, asked for {STACK}"
+        );
+    }
+    pool.wait_idle();
+    assert_eq!(pool.completed_count(), 1);
+}
+
+/// The length of the memory mapping containing `addr` (Linux only).
+fn stack_mapping_len(addr: usize) -> Option<usize> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|line| {
+        let range = line.split_whitespace().next()?;
+        let (start, end) = range.split_once('-')?;
+        let start = usize::from_str_radix(start, 16).ok()?;
+        let end = usize::from_str_radix(end, 16).ok()?;
+        (start <= addr && addr < end).then_some(end - start)
+    })
+}
+
+#[test]
+fn start_and_stop_hooks_run_once_per_worker_on_that_worker() {
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let stopped = Arc::new(Mutex::new(Vec::new()));
+    let (start_log, stop_log) = (Arc::clone(&started), Arc::clone(&stopped));
+    let pool = Builder::new()
+        .num_threads(4)
+        .thread_name(|i| format!("hooked-{i}"))
+        .on_thread_start(move |i| start_log.lock().unwrap().push((i, thread_name())))
+        .on_thread_stop(move |i| stop_log.lock().unwrap().push((i, thread_name())))
+        .build()
+        .unwrap();
+    pool.shutdown();
+
+    let expected: Vec<(usize, Option<String>)> =
+        (0..4).map(|i| (i, Some(format!("hooked-{i}")))).collect();
+    for log in [started, stopped] {
+        let mut log = log.lock().unwrap().clone();
+        log.sort();
+        assert_eq!(log, expected);
+    }
+}
+
+#[test]
+fn on_thread_start_runs_before_the_worker_takes_a_job() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let flag = Arc::clone(&started);
+    let pool = Builder::new()
+        .num_threads(1)
+        .on_thread_start(move |_| {
+            flag.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let seen = Arc::clone(&started);
+    pool.execute(move || tx.send(seen.load(Ordering::SeqCst)).unwrap());
+    assert_eq!(rx.recv_timeout(HANG).unwrap(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Running jobs
+// ---------------------------------------------------------------------------
+
+#[test]
+fn execute_runs_every_job_exactly_once() {
+    const JOBS: usize = 1000;
+    let pool = ThreadPool::new(4);
+    let runs = run_counters(JOBS);
+    for id in 0..JOBS {
+        pool.execute(counting_job(&runs, id));
+    }
+    pool.wait_idle();
+    assert!(snapshot(&runs).iter().all(|&n| n == 1));
+    assert_eq!(pool.completed_count(), JOBS);
+    assert_eq!(pool.panic_count(), 0);
+    assert_eq!(pool.queued_count(), 0);
+    assert_eq!(pool.active_count(), 0);
+}
+
+#[test]
+fn jobs_run_on_the_pool_not_on_the_caller() {
+    let pool = Builder::new()
+        .num_threads(2)
+        .thread_name(|i| format!("elsewhere-{i}"))
+        .build()
+        .unwrap();
+    let caller = thread::current().id();
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..10 {
+        let tx = tx.clone();
+        pool.execute(move || tx.send((thread::current().id(), thread_name())).unwrap());
+    }
+    drop(tx);
+    pool.shutdown();
+    let ran: Vec<(ThreadId, Option<String>)> = rx.iter().collect();
+    assert_eq!(ran.len(), 10);
+    for (id, name) in ran {
+        assert_ne!(id, caller);
+        assert!(name.is_some_and(|n| n.starts_with("elsewhere-")));
+    }
+}
+
+#[test]
+fn panicking_job_is_caught_counted_and_handed_to_the_panic_handler() {
+    quiet_deliberate_panics();
+    let (payload_tx, payload_rx) = mpsc::channel::<Box<dyn Any + Send>>();
+    let pool = Builder::new()
+        .num_threads(1)
+        .panic_handler(move |payload| payload_tx.send(payload).unwrap())
+        .build()
+        .unwrap();
+    let (ran_tx, ran_rx) = mpsc::channel();
+
+    let tx = ran_tx.clone();
+    pool.execute(move || tx.send(thread::current().id()).unwrap());
+    pool.execute(|| panic!("{DELIBERATE}: first"));
+    pool.execute(|| panic::panic_any(DeliberatePayload(7)));
+    for _ in 0..10 {
+        let tx = ran_tx.clone();
+        pool.execute(move || tx.send(thread::current().id()).unwrap());
+    }
+    pool.wait_idle();
+
+    assert_eq!(pool.panic_count(), 2);
+    assert_eq!(pool.completed_count(), 11);
+    assert_eq!(pool.num_threads(), 1);
+    let workers: HashSet<ThreadId> = ran_rx.try_iter().collect();
+    assert_eq!(workers.len(), 1, "the one worker kept serving after panics");
+
+    let payloads: Vec<Box<dyn Any + Send>> = payload_rx.try_iter().collect();
+    assert_eq!(payloads.len(), 2, "one payload per panicking job");
+    let texts: Vec<Option<&str>> = payloads.iter().map(|p| payload_text(&**p)).collect();
+    assert!(
+        texts.contains(&Some(&*format!("{DELIBERATE}: first"))),
+        "{texts:?}"
+    );
+    assert!(payloads
+        .iter()
+        .any(|p| p.downcast_ref::<DeliberatePayload>() == Some(&DeliberatePayload(7))));
+}
+
+#[test]
+fn panicking_job_without_a_handler_is_counted_and_the_worker_keeps_serving() {
+    quiet_deliberate_panics();
+    let pool = ThreadPool::new(1);
+    let runs = run_counters(20);
+    for id in 0..20 {
+        if id % 4 == 0 {
+            pool.execute(|| panic!("{DELIBERATE}: no handler"));
+        } else {
+            pool.execute(counting_job(&runs, id));
+        }
+    }
+    pool.wait_idle();
+    let runs = snapshot(&runs);
+    for (id, n) in runs.iter().enumerate() {
+        assert_eq!(*n, usize::from(id % 4 != 0), "job {id}");
+    }
+    assert_eq!(pool.panic_count(), 5);
+    assert_eq!(pool.completed_count(), 15);
+}
+
+#[test]
+fn panicking_panic_handler_loses_no_job_and_keeps_the_worker() {
+    quiet_deliberate_panics();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&handled);
+    let pool = Builder::new()
+        .num_threads(1)
+        .panic_handler(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            panic!("{DELIBERATE}: in the panic handler");
+        })
+        .build()
+        .unwrap();
+    let runs = run_counters(12);
+    for id in 0..12 {
+        if id % 3 == 0 {
+            pool.execute(|| panic!("{DELIBERATE}: job"));
+        } else {
+            pool.execute(counting_job(&runs, id));
+        }
+    }
+    pool.wait_idle();
+    for (id, n) in snapshot(&runs).into_iter().enumerate() {
+        assert_eq!(n, usize::from(id % 3 != 0), "job {id}");
+    }
+    assert_eq!(handled.load(Ordering::SeqCst), 4);
+    assert_eq!(pool.panic_count(), 4);
+    assert_eq!(pool.completed_count(), 8);
+}
+
+#[test]
+fn panic_payload_whose_destructor_panics_is_contained() {
+    quiet_deliberate_panics();
+    for with_handler in [false, true] {
+        let mut builder = Builder::new().num_threads(1);
+        if with_handler {
+            builder = builder.panic_handler(drop);
+        }
+        let pool = builder.build().unwrap();
+        let runs = run_counters(3);
+        pool.execute(counting_job(&runs, 0));
+        pool.execute(|| panic::panic_any(PanickingDropPayload));
+        pool.execute(counting_job(&runs, 1));
+        pool.execute(|| panic::panic_any(PanickingDropPayload));
+        pool.execute(counting_job(&runs, 2));
+        pool.wait_idle();
+        assert_eq!(snapshot(&runs), [1, 1, 1], "handler: {with_handler}");
+        assert_eq!(pool.panic_count(), 2);
+        assert_eq!(pool.completed_count(), 3);
+    }
+}
+
+#[test]
+fn panicking_on_thread_start_keeps_every_worker_serving() {
+    quiet_deliberate_panics();
+    const THREADS: usize = 3;
+    let pool = Builder::new()
+        .num_threads(THREADS)
+        .on_thread_start(|index| panic!("{DELIBERATE}: start hook {index}"))
+        .build()
+        .unwrap();
+    // All three jobs can meet only if all three workers are alive.
+    let meeting = Arc::new(Rendezvous::new(THREADS));
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..THREADS {
+        let (meeting, tx) = (Arc::clone(&meeting), tx.clone());
+        pool.execute(move || tx.send((meeting.meet(), thread::current().id())).unwrap());
+    }
+    drop(tx);
+    pool.wait_idle();
+    let met: Vec<(bool, ThreadId)> = rx.iter().collect();
+    assert_eq!(met.len(), THREADS);
+    assert!(met.iter().all(|(ok, _)| *ok), "not every worker was alive");
+    let distinct: HashSet<ThreadId> = met.iter().map(|(_, id)| *id).collect();
+    assert_eq!(distinct.len(), THREADS);
+    assert_eq!(pool.completed_count(), THREADS);
+    assert_eq!(pool.panic_count(), 0, "a hook's panic is not a job's");
+}
+
+#[test]
+fn panicking_on_thread_stop_still_runs_every_job_and_joins() {
+    quiet_deliberate_panics();
+    let stops = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&stops);
+    let pool = Builder::new()
+        .num_threads(2)
+        .on_thread_stop(move |index| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            panic!("{DELIBERATE}: stop hook {index}");
+        })
+        .build()
+        .unwrap();
+    let runs = run_counters(50);
+    for id in 0..50 {
+        pool.execute(counting_job(&runs, id));
+    }
+    pool.shutdown();
+    assert!(snapshot(&runs).iter().all(|&n| n == 1));
+    assert_eq!(stops.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn many_panics_on_many_workers_keep_counters_exact() {
+    quiet_deliberate_panics();
+    let pool = ThreadPool::new(3);
+    let runs = run_counters(300);
+    let mut panicking = 0;
+    for id in 0..300 {
+        if id % 7 == 3 {
+            panicking += 1;
+            pool.execute(|| panic!("{DELIBERATE}: one of many"));
+        } else {
+            pool.execute(counting_job(&runs, id));
+        }
+    }
+    pool.wait_idle();
+    assert_eq!(pool.panic_count(), panicking);
+    assert_eq!(pool.completed_count(), 300 - panicking);
+    assert_eq!(
+        snapshot(&runs).iter().sum::<usize>(),
+        300 - panicking,
+        "every non-panicking job ran once"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Handles
+// ---------------------------------------------------------------------------
+
+#[test]
+fn handles_submit_from_other_threads() {
+    const PER_THREAD: usize = 200;
+    let pool = ThreadPool::new(3);
+    let runs = run_counters(3 * PER_THREAD);
+    let handle = pool.handle();
+    thread::scope(|scope| {
+        for t in 0..3 {
+            let handle = handle.clone();
+            let runs = &runs;
+            scope.spawn(move || {
+                for i in 0..PER_THREAD {
+                    handle
+                        .execute(counting_job(runs, t * PER_THREAD + i))
+                        .expect("a live pool accepts");
+                }
+            });
+        }
+    });
+    pool.wait_idle();
+    assert!(snapshot(&runs).iter().all(|&n| n == 1));
+    assert_eq!(pool.completed_count(), 3 * PER_THREAD);
+}
+
+/// The job handed back is the very closure submitted (it owns the only other
+/// reference to `witness`), it never ran in the pool, and it still runs once
+/// when the caller calls it.
+fn assert_handed_back_after_end(end: fn(ThreadPool)) {
+    let pool = ThreadPool::new(2);
+    let handle = pool.handle();
+    let other_handle = handle.clone();
+    end(pool);
+
+    let witness = Arc::new(());
+    let ran_on = Arc::new(Mutex::new(Vec::new()));
+    let (w, log) = (Arc::clone(&witness), Arc::clone(&ran_on));
+    let err = handle
+        .execute(move || {
+            let _keep = &w;
+            log.lock().unwrap().push(thread::current().id());
+        })
+        .expect_err("a shut-down pool refuses");
+    assert_eq!(err.kind(), SubmitErrorKind::ShutDown);
+    assert_eq!(
+        Arc::strong_count(&witness),
+        2,
+        "the closure is inside the error"
+    );
+    assert!(
+        ran_on.lock().unwrap().is_empty(),
+        "it never ran in the pool"
+    );
+
+    let job = err.into_inner();
+    job();
+    assert_eq!(*ran_on.lock().unwrap(), [thread::current().id()]);
+    assert_eq!(Arc::strong_count(&witness), 1, "the closure was consumed");
+
+    // Any clone, from any thread, is refused the same way.
+    let refused = thread::spawn(move || other_handle.execute(|| ()).map_err(|e| e.kind()))
+        .join()
+        .unwrap();
+    assert_eq!(refused, Err(SubmitErrorKind::ShutDown));
+}
+
+#[test]
+fn handle_after_shutdown_hands_the_job_back() {
+    assert_handed_back_after_end(ThreadPool::shutdown);
+}
+
+#[test]
+fn handle_after_drop_hands_the_job_back() {
+    assert_handed_back_after_end(drop);
+}
+
+#[test]
+fn handle_does_not_keep_the_pool_alive() {
+    let lifecycle = Lifecycle::default();
+    let pool = lifecycle
+        .install(Builder::new().num_threads(2))
+        .build()
+        .unwrap();
+    let handle = pool.handle();
+    drop(pool);
+    assert_eq!(lifecycle.stops(), 2, "workers joined despite a live handle");
+    assert!(handle.execute(|| ()).is_err());
+}
+
+#[test]
+fn handle_current_is_none_outside_any_pool() {
+    assert!(Handle::current().is_none());
+    let on_plain_thread = thread::spawn(|| Handle::current().is_none())
+        .join()
+        .unwrap();
+    assert!(on_plain_thread);
+    let pool = ThreadPool::new(1);
+    assert!(
+        Handle::current().is_none(),
+        "owning a pool does not make the caller a worker"
+    );
+    drop(pool);
+}
+
+#[test]
+fn handle_current_inside_a_job_submits_to_that_same_pool() {
+    let pool_a = Builder::new()
+        .num_threads(2)
+        .thread_name(|i| format!("pool-a-{i}"))
+        .build()
+        .unwrap();
+    let pool_b = Builder::new()
+        .num_threads(1)
+        .thread_name(|i| format!("pool-b-{i}"))
+        .build()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    for (pool, tag) in [(&pool_a, "a"), (&pool_b, "b")] {
+        let tx = tx.clone();
+        pool.execute(move || {
+            let handle = Handle::current().expect("a job runs on a worker");
+            let parent = thread_name();
+            let child_tx = tx.clone();
+            handle
+                .execute(move || {
+                    let again = Handle::current().is_some();
+                    child_tx.send((tag, parent, thread_name(), again)).unwrap();
+                })
+                .expect("the running pool accepts");
+        });
+    }
+    drop(tx);
+    pool_a.wait_idle();
+    pool_b.wait_idle();
+    let mut children: Vec<_> = rx.try_iter().collect();
+    children.sort();
+    assert_eq!(children.len(), 2, "each child ran once: {children:?}");
+    for (tag, parent, child, again) in children {
+        let prefix = format!("pool-{tag}-");
+        assert!(parent.is_some_and(|p| p.starts_with(&prefix)));
+        assert!(
+            child.is_some_and(|c| c.starts_with(&prefix)),
+            "a child submitted through Handle::current ran on its parent's pool"
+        );
+        assert!(again, "Handle::current is Some in the child too");
+    }
+    assert_eq!(pool_a.completed_count(), 2);
+    assert_eq!(pool_b.completed_count(), 2);
+}
+
+// ---------------------------------------------------------------------------
+// Re-entrancy
+// ---------------------------------------------------------------------------
+
+/// `wait_idle` (or `wait_idle_timeout`) from inside one of the pool's own
+/// jobs would wait for itself; it panics instead, naming the call.
+fn assert_wait_from_inside_panics(call: &'static str, wait: fn(&ThreadPool)) {
+    quiet_deliberate_panics();
+    let (message_tx, message_rx) = mpsc::channel();
+    let pool = Arc::new(
+        Builder::new()
+            .num_threads(1)
+            .panic_handler(move |payload| {
+                let text = payload_text(&*payload).map(str::to_owned);
+                message_tx.send(text).unwrap();
+            })
+            .build()
+            .unwrap(),
+    );
+    let inner = Arc::clone(&pool);
+    pool.execute(move || wait(&inner));
+    let message = message_rx
+        .recv_timeout(HANG)
+        .expect("the misuse must panic, not hang")
+        .expect("a string panic message");
+    assert!(
+        message.contains(call),
+        "message does not name {call}: {message}"
+    );
+    assert!(
+        message.contains("inside"),
+        "message does not explain the misuse: {message}"
+    );
+    pool.wait_idle();
+    assert_eq!(pool.panic_count(), 1);
+    assert_eq!(pool.completed_count(), 0);
+
+    // The worker survived the refused call.
+    let (tx, rx) = mpsc::channel();
+    pool.execute(move || tx.send(()).unwrap());
+    rx.recv_timeout(HANG).expect("the worker keeps serving");
+}
+
+#[test]
+fn wait_idle_from_inside_the_pool_panics_naming_the_misuse() {
+    assert_wait_from_inside_panics("wait_idle", ThreadPool::wait_idle);
+}
+
+#[test]
+fn wait_idle_timeout_from_inside_the_pool_panics_naming_the_misuse() {
+    assert_wait_from_inside_panics("wait_idle_timeout", |pool| {
+        pool.wait_idle_timeout(Duration::from_secs(1));
+    });
+}
+
+#[test]
+fn wait_idle_on_another_pool_from_a_job_is_allowed() {
+    let outer = ThreadPool::new(1);
+    let inner = Arc::new(ThreadPool::new(2));
+    let runs = run_counters(10);
+    for id in 0..10 {
+        inner.execute(counting_job(&runs, id));
+    }
+    let (tx, rx) = mpsc::channel();
+    let waited_on = Arc::clone(&inner);
+    let seen = Arc::clone(&runs);
+    outer.execute(move || {
+        waited_on.wait_idle();
+        tx.send(snapshot(&seen)).unwrap();
+    });
+    let seen = rx
+        .recv_timeout(HANG)
+        .expect("waiting on another pool works");
+    assert!(seen.iter().all(|&n| n == 1));
+    outer.wait_idle();
+    assert_eq!(outer.completed_count(), 1);
+}
+
+#[test]
+fn execute_through_a_shared_pool_from_inside_its_own_job() {
+    let pool = Arc::new(ThreadPool::new(1));
+    let runs = run_counters(2);
+    let (inner, child_runs) = (Arc::clone(&pool), Arc::clone(&runs));
+    pool.execute(move || {
+        child_runs[0].fetch_add(1, Ordering::SeqCst);
+        inner.execute(counting_job(&child_runs, 1));
+    });
+    // The child is accepted before its parent finishes, so idleness covers it.
+    pool.wait_idle();
+    assert_eq!(snapshot(&runs), [1, 1]);
+    assert_eq!(pool.completed_count(), 2);
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Ending {
+    Drop,
+    Shutdown,
+}
+
+/// Puts a pool of `threads` workers in a shared slot, queues jobs on both
+/// sides of one that takes the pool out of the slot and ends it, and checks
+/// that the call returns (no deadlock), that every other accepted job has run
+/// exactly once by then, and that the other workers were joined; the calling
+/// worker exits after its job.
+fn end_pool_from_inside_a_job(threads: usize, ending: Ending) {
+    const BEFORE: usize = 20;
+    const AFTER: usize = 20;
+    const ENDER: usize = BEFORE;
+    let (stop_tx, stop_rx) = mpsc::channel();
+    let stops = Arc::new(AtomicUsize::new(0));
+    let stop_count = Arc::clone(&stops);
+    let pool = Builder::new()
+        .num_threads(threads)
+        .on_thread_stop(move |index| {
+            stop_count.fetch_add(1, Ordering::SeqCst);
+            stop_tx.send(index).unwrap();
+        })
+        .build()
+        .unwrap();
+    let slot = Arc::new(Mutex::new(Some(pool)));
+    let runs = run_counters(BEFORE + 1 + AFTER);
+    let (done_tx, done_rx) = mpsc::channel();
+
+    {
+        // Hold the slot while submitting, so every job is accepted before the
+        // ending job can take the pool.
+        let guard = slot.lock().unwrap();
+        let pool = guard.as_ref().unwrap();
+        for id in 0..BEFORE {
+            let runs = Arc::clone(&runs);
+            pool.execute(move || {
+                if id % 5 == 0 {
+                    // Makes it likely that other workers are mid-job when
+                    // the pool is ended. Not needed for correctness.
+                    thread::sleep(Duration::from_millis(2));
+                }
+                runs[id].fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        let (own_slot, own_runs, own_stops) =
+            (Arc::clone(&slot), Arc::clone(&runs), Arc::clone(&stops));
+        pool.execute(move || {
+            own_runs[ENDER].fetch_add(1, Ordering::SeqCst);
+            let pool = own_slot.lock().unwrap().take().expect("taken once");
+            match ending {
+                Ending::Drop => drop(pool),
+                Ending::Shutdown => pool.shutdown(),
+            }
+            let refused = Handle::current()
+                .expect("still on a worker")
+                .execute(|| ())
+                .map_err(|e| e.kind());
+            done_tx
+                .send((
+                    snapshot(&own_runs),
+                    own_stops.load(Ordering::SeqCst),
+                    refused,
+                ))
+                .unwrap();
+        });
+        for id in BEFORE + 1..BEFORE + 1 + AFTER {
+            pool.execute(counting_job(&runs, id));
+        }
+    }
+
+    let (at_return, stops_at_return, refused) = done_rx
+        .recv_timeout(HANG)
+        .unwrap_or_else(|_| panic!("ending a {threads}-thread pool from its own job deadlocked"));
+    assert!(
+        at_return.iter().all(|&n| n == 1),
+        "when the call returned, not every accepted job had run exactly once: {at_return:?}"
+    );
+    assert_eq!(
+        stops_at_return,
+        threads - 1,
+        "every other worker is joined when the call returns"
+    );
+    assert_eq!(refused, Err(SubmitErrorKind::ShutDown));
+
+    // The calling worker exits after its job.
+    let mut stopped: Vec<usize> = (0..threads)
+        .map(|_| stop_rx.recv_timeout(HANG).expect("every worker exits"))
+        .collect();
+    stopped.sort_unstable();
+    assert_eq!(stopped, (0..threads).collect::<Vec<_>>());
+    assert!(snapshot(&runs).iter().all(|&n| n == 1), "nothing ran twice");
+    assert!(slot.lock().unwrap().is_none());
+}
+
+#[test]
+fn drop_from_inside_a_job_of_a_single_thread_pool() {
+    end_pool_from_inside_a_job(1, Ending::Drop);
+}
+
+#[test]
+fn drop_from_inside_a_job_of_a_three_thread_pool() {
+    end_pool_from_inside_a_job(3, Ending::Drop);
+}
+
+#[test]
+fn shutdown_from_inside_a_job_of_a_single_thread_pool() {
+    end_pool_from_inside_a_job(1, Ending::Shutdown);
+}
+
+#[test]
+fn shutdown_from_inside_a_job_of_a_three_thread_pool() {
+    end_pool_from_inside_a_job(3, Ending::Shutdown);
+}
+
+/// The last reference to a pool is owned by one of its jobs, which panics:
+/// the pool is dropped on its own worker while that worker unwinds.
+#[test]
+fn job_owning_the_last_reference_panics() {
+    quiet_deliberate_panics();
+    for threads in [1, 2] {
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let pool = Arc::new(
+            Builder::new()
+                .num_threads(threads)
+                .on_thread_stop(move |index| stop_tx.send(index).unwrap())
+                .build()
+                .unwrap(),
+        );
+        let runs = run_counters(10);
+        let gate = Arc::new(Gate::default());
+        let owner = Arc::clone(&pool);
+        let gate_in_job = Arc::clone(&gate);
+        pool.execute(move || {
+            let _pool = owner;
+            gate_in_job.pass();
+            panic!("{DELIBERATE}: while owning the pool");
+        });
+        for id in 0..10 {
+            pool.execute(counting_job(&runs, id));
+        }
+        drop(pool);
+        gate.open();
+        for _ in 0..threads {
+            stop_rx.recv_timeout(HANG).expect("every worker exits");
+        }
+        assert!(snapshot(&runs).iter().all(|&n| n == 1), "{threads} threads");
+    }
+}
+
+/// A job on a 1-thread pool submits a child through `Handle::current()` only
+/// after the owner's shutdown has begun: the child is refused, handed back,
+/// and never runs in the pool; everything accepted before still runs.
+#[test]
+fn child_submitted_after_shutdown_began_is_handed_back() {
+    let pool = ThreadPool::new(1);
+    let handle = pool.handle();
+    let gate = Arc::new(Gate::default());
+    let child_runs = Arc::new(AtomicUsize::new(0));
+    let (result_tx, result_rx) = mpsc::channel();
+    {
+        let (gate, child_runs) = (Arc::clone(&gate), Arc::clone(&child_runs));
+        pool.execute(move || {
+            gate.pass();
+            let child = {
+                let child_runs = Arc::clone(&child_runs);
+                move || {
+                    child_runs.fetch_add(1, Ordering::SeqCst);
+                }
+            };
+            let outcome = match Handle::current().unwrap().execute(child) {
+                Ok(()) => Ok(()),
+                Err(err) => {
+                    let kind = err.kind();
+                    let child = err.into_inner();
+                    let before = child_runs.load(Ordering::SeqCst);
+                    child(); // the handed-back closure, run by the parent
+                    Err((kind, before, child_runs.load(Ordering::SeqCst)))
+                }
+            };
+            result_tx.send(outcome).unwrap();
+        });
+    }
+
+    thread::scope(|scope| {
+        let shutting_down = scope.spawn(move || pool.shutdown());
+        // Probe until the queue is closed; probes accepted before that are
+        // ordinary jobs and run.
+        let probes = Arc::new(AtomicUsize::new(0));
+        let mut accepted = 0;
+        loop {
+            let probe_runs = Arc::clone(&probes);
+            match handle.execute(move || {
+                probe_runs.fetch_add(1, Ordering::SeqCst);
+            }) {
+                Ok(()) => accepted += 1,
+                Err(err) => {
+                    assert_eq!(err.kind(), SubmitErrorKind::ShutDown);
+                    break;
+                }
+            }
+            thread::yield_now();
+        }
+        gate.open();
+        shutting_down.join().unwrap();
+        assert_eq!(probes.load(Ordering::SeqCst), accepted);
+    });
+
+    let outcome = result_rx
+        .try_recv()
+        .expect("the parent ran before shutdown returned");
+    assert_eq!(
+        outcome,
+        Err((SubmitErrorKind::ShutDown, 0, 1)),
+        "refused, unrun in the pool, then run once by its parent"
+    );
+    assert_eq!(child_runs.load(Ordering::SeqCst), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Waiting and counters
+// ---------------------------------------------------------------------------
+
+#[test]
+fn wait_idle_timeout_is_false_while_a_job_is_blocked_and_true_once_idle() {
+    let pool = ThreadPool::new(1);
+    assert!(
+        pool.wait_idle_timeout(Duration::ZERO),
+        "a fresh pool is idle"
+    );
+
+    let gate = Arc::new(Gate::default());
+    let (started_tx, started_rx) = mpsc::channel();
+    let blocked = Arc::clone(&gate);
+    pool.execute(move || {
+        started_tx.send(()).unwrap();
+        blocked.pass();
+    });
+    // Queued or running, the job keeps the pool busy until the gate opens.
+    assert!(!pool.wait_idle_timeout(Duration::ZERO));
+    started_rx.recv_timeout(HANG).unwrap();
+    assert!(!pool.wait_idle_timeout(Duration::ZERO));
+    assert!(!pool.wait_idle_timeout(Duration::from_millis(20)));
+    assert_eq!(pool.active_count(), 1);
+    assert_eq!(pool.completed_count(), 0);
+
+    gate.open();
+    assert!(pool.wait_idle_timeout(HANG));
+    assert_eq!(pool.completed_count(), 1);
+    assert_eq!(pool.active_count(), 0);
+    assert!(pool.wait_idle_timeout(Duration::ZERO));
+}
+
+/// A timeout too long to add to `Instant::now()` waits like `wait_idle`.
+#[test]
+fn wait_idle_timeout_with_the_longest_duration_waits_until_idle() {
+    let pool = ThreadPool::new(2);
+    assert!(pool.wait_idle_timeout(Duration::MAX));
+
+    let gate = Arc::new(Gate::default());
+    let blocked = Arc::clone(&gate);
+    pool.execute(move || blocked.pass());
+    thread::scope(|scope| {
+        let waiter = scope.spawn(|| pool.wait_idle_timeout(Duration::MAX));
+        // Makes it likely the waiter is asleep before the job ends; the
+        // result does not depend on it.
+        thread::sleep(Duration::from_millis(5));
+        gate.open();
+        assert!(waiter.join().unwrap());
+    });
+    assert_eq!(pool.completed_count(), 1);
+}
+
+#[test]
+fn wait_idle_returns_at_once_on_an_idle_pool_and_waits_for_children() {
+    let pool = ThreadPool::new(2);
+    pool.wait_idle();
+    let runs = run_counters(1 + 2 + 4);
+    let tree = Arc::clone(&runs);
+    pool.execute(move || {
+        tree[0].fetch_add(1, Ordering::SeqCst);
+        let handle = Handle::current().unwrap();
+        for child in 1..=2 {
+            let tree = Arc::clone(&tree);
+            handle
+                .execute(move || {
+                    tree[child].fetch_add(1, Ordering::SeqCst);
+                    for grandchild in [2 * child + 1, 2 * child + 2] {
+                        Handle::current()
+                            .unwrap()
+                            .execute(counting_job(&tree, grandchild))
+                            .unwrap();
+                    }
+                })
+                .unwrap();
+        }
+    });
+    pool.wait_idle();
+    assert_eq!(snapshot(&runs), [1; 7]);
+    assert_eq!(pool.completed_count(), 7);
+}
+
+#[test]
+fn counters_are_exact_after_each_wait_idle() {
+    quiet_deliberate_panics();
+    let pool = ThreadPool::new(3);
+    let (mut completed, mut panicked) = (0, 0);
+    for round in 0..5usize {
+        let jobs = 40 + round * 13;
+        for i in 0..jobs {
+            if (i + round) % 6 == 0 {
+                panicked += 1;
+                pool.execute(|| panic!("{DELIBERATE}: counted"));
+            } else if i % 9 == 0 {
+                // A job with one child: two completions.
+                completed += 2;
+                pool.execute(|| Handle::current().unwrap().execute(|| ()).unwrap());
+            } else {
+                completed += 1;
+                pool.execute(|| ());
+            }
+        }
+        pool.wait_idle();
+        assert_eq!(pool.completed_count(), completed, "round {round}");
+        assert_eq!(pool.panic_count(), panicked, "round {round}");
+        assert_eq!(pool.queued_count(), 0);
+        assert_eq!(pool.active_count(), 0);
+    }
+}
+
+#[test]
+fn queued_and_active_counts_reflect_blocked_jobs() {
+    let pool = ThreadPool::new(2);
+    let gate = Arc::new(Gate::default());
+    let (started_tx, started_rx) = mpsc::channel();
+    for _ in 0..2 {
+        let (gate, started) = (Arc::clone(&gate), started_tx.clone());
+        pool.execute(move || {
+            started.send(()).unwrap();
+            gate.pass();
+        });
+    }
+    for _ in 0..2 {
+        started_rx.recv_timeout(HANG).unwrap();
+    }
+    // Both workers are held at the gate, so these three must wait in line.
+    for _ in 0..3 {
+        pool.execute(|| ());
+    }
+    assert_eq!(pool.active_count(), 2);
+    assert_eq!(pool.queued_count(), 3);
+    assert_eq!(pool.completed_count(), 0);
+    gate.open();
+    pool.wait_idle();
+    assert_eq!(pool.active_count(), 0);
+    assert_eq!(pool.queued_count(), 0);
+    assert_eq!(pool.completed_count(), 5);
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown
+// ---------------------------------------------------------------------------
+
+/// Ends a busy pool from the owner's thread and checks the ledger at the
+/// moment the call returns: every accepted job ran once, every worker joined.
+fn assert_graceful_end(end: fn(ThreadPool)) {
+    const JOBS: usize = 200;
+    let lifecycle = Lifecycle::default();
+    let pool = lifecycle
+        .install(Builder::new().num_threads(2))
+        .build()
+        .unwrap();
+    let runs = run_counters(JOBS);
+    for id in 0..JOBS {
+        let runs = Arc::clone(&runs);
+        pool.execute(move || {
+            if id % 50 == 0 {
+                // Keeps jobs queued when the end begins; not for correctness.
+                thread::sleep(Duration::from_millis(2));
+            }
+            runs[id].fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    end(pool);
+    assert!(
+        snapshot(&runs).iter().all(|&n| n == 1),
+        "every accepted job ran exactly once"
+    );
+    assert_eq!(lifecycle.starts(), 2);
+    assert_eq!(lifecycle.stops(), 2, "every worker was joined");
+}
+
+#[test]
+fn shutdown_runs_every_accepted_job_and_joins_workers() {
+    assert_graceful_end(ThreadPool::shutdown);
+}
+
+#[test]
+fn drop_runs_every_accepted_job_and_joins_workers() {
+    assert_graceful_end(drop);
+}
+
+#[test]
+fn shutdown_of_an_idle_pool_joins_every_worker() {
+    for threads in [1, 4] {
+        let lifecycle = Lifecycle::default();
+        let pool = lifecycle
+            .install(Builder::new().num_threads(threads))
+            .build()
+            .unwrap();
+        pool.shutdown();
+        assert_eq!(lifecycle.stops(), threads);
+    }
+}
+
+#[test]
+fn shutdown_waits_for_a_running_job() {
+    let lifecycle = Lifecycle::default();
+    let pool = lifecycle
+        .install(Builder::new().num_threads(1))
+        .build()
+        .unwrap();
+    let gate = Arc::new(Gate::default());
+    let finished = Arc::new(AtomicUsize::new(0));
+    let (started_tx, started_rx) = mpsc::channel();
+    {
+        let (gate, finished) = (Arc::clone(&gate), Arc::clone(&finished));
+        pool.execute(move || {
+            started_tx.send(()).unwrap();
+            gate.pass();
+            finished.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    started_rx.recv_timeout(HANG).unwrap();
+    thread::scope(|scope| {
+        let shutting_down = scope.spawn(|| pool.shutdown());
+        // Makes it likely shutdown is already waiting; not for correctness.
+        thread::sleep(Duration::from_millis(5));
+        gate.open();
+        shutting_down.join().unwrap();
+    });
+    assert_eq!(finished.load(Ordering::SeqCst), 1);
+    assert_eq!(lifecycle.stops(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Formatting and error traits
+// ---------------------------------------------------------------------------
+
+#[test]
+fn debug_output_names_each_type() {
+    let builder = Builder::new().num_threads(3).stack_size(1 << 20);
+    let text = format!("{builder:?}");
+    assert!(text.starts_with("Builder"), "{text}");
+    assert!(text.contains('3') && text.contains("1048576"), "{text}");
+
+    let pool = builder.build().unwrap();
+    let text = format!("{pool:?}");
+    assert!(text.starts_with("ThreadPool"), "{text}");
+    assert!(text.contains("num_threads: 3"), "{text}");
+
+    let text = format!("{:?}", pool.handle());
+    assert!(text.starts_with("Handle"), "{text}");
+}
+
+/// A closure type with no `Debug` impl.
+fn refused_job() -> SubmitError<impl FnOnce() + Send + 'static> {
+    let pool = ThreadPool::new(1);
+    let handle = pool.handle();
+    pool.shutdown();
+    let not_debug = vec![1, 2, 3];
+    handle
+        .execute(move || drop(not_debug))
+        .expect_err("refused after shutdown")
+}
+
+#[test]
+fn submit_error_formats_without_a_debug_job() {
+    let err = refused_job();
+    let debug = format!("{err:?}");
+    assert!(debug.contains("SubmitError"), "{debug}");
+    assert!(debug.contains("ShutDown"), "{debug}");
+    let display = err.to_string();
+    assert!(display.contains("shut down"), "{display}");
+    assert_eq!(format!("{:?}", err.kind()), "ShutDown");
+    assert!(err.source().is_none());
+}
+
+#[test]
+fn build_errors_display_their_cause() {
+    let zero = BuildError::ZeroThreads;
+    assert!(zero.to_string().contains("at least one"), "{zero}");
+    assert!(format!("{zero:?}").contains("ZeroThreads"));
+
+    let os = io::Error::new(io::ErrorKind::OutOfMemory, "no room for a stack");
+    let spawn = BuildError::Spawn(os);
+    let text = spawn.to_string();
+    assert!(
+        text.contains("spawn") && text.contains("no room for a stack"),
+        "{text}"
+    );
+    assert!(format!("{spawn:?}").contains("Spawn"));
+    let source = spawn.source().unwrap().downcast_ref::<io::Error>().unwrap();
+    assert_eq!(source.kind(), io::ErrorKind::OutOfMemory);
+}
+
+#[test]
+fn errors_convert_into_boxed_std_errors() {
+    fn build() -> Result<ThreadPool, Box<dyn Error + Send + Sync>> {
+        Ok(Builder::new().num_threads(0).build()?)
+    }
+    fn submit() -> Result<(), Box<dyn Error + Send + Sync>> {
+        let pool = ThreadPool::new(1);
+        let handle = pool.handle();
+        drop(pool);
+        handle.execute(|| ())?;
+        Ok(())
+    }
+    let err = build().expect_err("zero threads");
+    assert!(err.downcast_ref::<BuildError>().is_some());
+    let err = submit().expect_err("shut down");
+    assert!(err.to_string().contains("shut down"), "{err}");
+}
+
+#[test]
+fn submit_error_kinds_compare_and_copy() {
+    let kinds = [
+        SubmitErrorKind::Full,
+        SubmitErrorKind::ShutDown,
+        SubmitErrorKind::TimedOut,
+    ];
+    let set: HashSet<SubmitErrorKind> = kinds.iter().copied().collect();
+    assert_eq!(set.len(), 3);
+    let copy = kinds[1];
+    assert_eq!(copy, SubmitErrorKind::ShutDown);
+    assert_ne!(copy, SubmitErrorKind::Full);
+}
