@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
+use proptest::test_runner::FileFailurePersistence;
 use weft::{Builder, Handle, SubmitError, SubmitErrorKind, ThreadPool};
 
 /// Marker carried by every panic a job raises on purpose.
@@ -631,6 +632,11 @@ fn cases() -> u32 {
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: cases(),
+        // Failing seeds are kept here (relative to the package root, where
+        // cargo runs tests) and replayed first on the next run.
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/proptest-regressions/proptest_ledger.txt",
+        ))),
         ..ProptestConfig::default()
     })]
 
