@@ -241,6 +241,103 @@ fn refused_thread_is_a_spawn_error_carrying_the_io_error() {
     }
 }
 
+/// The OS refuses a thread part-way through `build`: workers started before
+/// the refusal must have been stopped and joined when the error comes back.
+///
+/// The refusal is arranged by capping this process's address space so that
+/// only a couple of 1 GiB stacks fit. The cap is process-wide, so the test
+/// re-runs itself in a child process and checks the child's verdict.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+#[test]
+fn spawn_refused_mid_build_joins_the_workers_already_started() {
+    const NAME: &str = "spawn_refused_mid_build_joins_the_workers_already_started";
+    const IN_CHILD: &str = "WEFT_TEST_CAPPED_ADDRESS_SPACE";
+    const STACK: usize = 1 << 30;
+    const THREADS: usize = 8;
+
+    if std::env::var_os(IN_CHILD).is_none() {
+        let exe = std::env::current_exe().unwrap();
+        let out = std::process::Command::new(exe)
+            .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+            .env(IN_CHILD, "1")
+            .output()
+            .expect("re-running the test binary");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the capped child run failed ({}):\n{stdout}\n{stderr}",
+            out.status
+        );
+        return;
+    }
+
+    let headroom = 2 * STACK + STACK / 2;
+    cap_address_space(mapped_bytes() + headroom);
+    let lifecycle = Lifecycle::default();
+    let builder = Builder::new().num_threads(THREADS).stack_size(STACK);
+    let result = lifecycle.install(builder).build();
+    let err = result.expect_err("the capped address space holds fewer than 8 stacks");
+    assert!(matches!(err, BuildError::Spawn(_)), "got {err:?}");
+    let started = lifecycle.starts();
+    assert!(
+        (1..THREADS).contains(&started),
+        "expected the refusal after at least one worker, {started} started"
+    );
+    assert_eq!(
+        lifecycle.stops(),
+        started,
+        "every started worker was joined"
+    );
+    println!("{started} workers started, stopped and joined before the refusal");
+}
+
+/// This process's mapped address space (`VmSize`), in bytes.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn mapped_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmSize:"))
+        .expect("VmSize in /proc/self/status");
+    let kib: usize = line.trim().trim_end_matches("kB").trim().parse().unwrap();
+    kib * 1024
+}
+
+/// Caps this process's address space (`RLIMIT_AS`) at `bytes`.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn cap_address_space(bytes: usize) {
+    use std::os::raw::{c_int, c_ulong};
+
+    /// `struct rlimit` on 64-bit Linux.
+    #[repr(C)]
+    struct RLimit {
+        current: c_ulong,
+        maximum: c_ulong,
+    }
+    const RLIMIT_AS: c_int = 9;
+    extern "C" {
+        fn setrlimit(resource: c_int, limit: *const RLimit) -> c_int;
+    }
+    let limit = RLimit {
+        current: bytes as c_ulong,
+        maximum: bytes as c_ulong,
+    };
+    // SAFETY: `setrlimit` only reads the `struct rlimit` behind the pointer,
+    // which is a valid, properly laid out local for the whole call.
+    let rc = unsafe { setrlimit(RLIMIT_AS, &limit) };
+    assert_eq!(rc, 0, "setrlimit: {}", io::Error::last_os_error());
+}
+
 /// A name hook that panics part-way through `build` unwinds out of it; the
 /// workers started before must still have been shut down and joined.
 #[test]
