@@ -1169,6 +1169,62 @@ fn shutdown_from_inside_a_job_of_a_three_thread_pool() {
     end_pool_from_inside_a_job(3, Ending::Shutdown);
 }
 
+/// A job drops its own pool while another thread keeps submitting through
+/// a `Handle`: every submission is either accepted and run exactly once, or
+/// refused with the job handed back unrun, and once refused it stays so.
+#[test]
+fn drop_from_inside_while_a_handle_submits_concurrently() {
+    let pool = ThreadPool::new(2);
+    let handle = pool.handle();
+    let slot = Arc::new(Mutex::new(Some(pool)));
+    let (dropped_tx, dropped_rx) = mpsc::channel();
+
+    thread::scope(|scope| {
+        // Submits until refused; returns each accepted job's run counter,
+        // and the refused job's runs in the pool (before and after it is
+        // called here).
+        let submitter = scope.spawn(|| {
+            let mut accepted = Vec::new();
+            loop {
+                let runs = Arc::new(AtomicUsize::new(0));
+                let job_runs = Arc::clone(&runs);
+                let job = move || {
+                    job_runs.fetch_add(1, Ordering::SeqCst);
+                };
+                match handle.execute(job) {
+                    Ok(()) => accepted.push(runs),
+                    Err(err) => {
+                        assert_eq!(err.kind(), SubmitErrorKind::ShutDown);
+                        let job = err.into_inner();
+                        let before = runs.load(Ordering::SeqCst);
+                        job();
+                        assert!(handle.execute(|| ()).is_err(), "refused stays refused");
+                        return (accepted, before, runs.load(Ordering::SeqCst));
+                    }
+                }
+            }
+        });
+
+        let ender_slot = Arc::clone(&slot);
+        slot.lock().unwrap().as_ref().unwrap().execute(move || {
+            // Lets the submitter get going first; not needed for correctness.
+            thread::sleep(Duration::from_millis(2));
+            drop(ender_slot.lock().unwrap().take());
+            dropped_tx.send(()).unwrap();
+        });
+        dropped_rx
+            .recv_timeout(HANG)
+            .expect("dropping the pool from its own job deadlocked");
+
+        let (accepted, refused_before, refused_after) = submitter.join().unwrap();
+        assert_eq!(refused_before, 0, "the refused job never ran in the pool");
+        assert_eq!(refused_after, 1, "it ran once when called here");
+        for (i, runs) in accepted.iter().enumerate() {
+            assert_eq!(runs.load(Ordering::SeqCst), 1, "accepted job {i}");
+        }
+    });
+}
+
 /// The last reference to a pool is owned by one of its jobs, which panics:
 /// the pool is dropped on its own worker while that worker unwinds.
 #[test]
