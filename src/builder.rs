@@ -151,7 +151,9 @@ impl Builder {
         // The pool exists before its workers do: if a spawn fails (or the
         // name hook panics), dropping it shuts down and joins the workers
         // started so far.
-        let mut pool = ThreadPool::from_parts(shared, Vec::with_capacity(num_threads));
+        // Not `Vec::with_capacity(num_threads)`: an absurd count must reach the
+        // OS as a refused spawn, not abort on a huge allocation here.
+        let mut pool = ThreadPool::from_parts(shared, Vec::new());
         for index in 0..num_threads {
             let handle = spawn_worker(pool.shared(), index).map_err(BuildError::Spawn)?;
             pool.push_worker(handle);

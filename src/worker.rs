@@ -7,6 +7,8 @@ use crate::queue::Shared;
 use crate::sync::{thread_local, Arc};
 
 thread_local! {
+    // loom's `thread_local!` does not accept a `const { }` initialiser.
+    #[allow(clippy::missing_const_for_thread_local)]
     /// Set for the whole life of a worker thread: the pool it serves.
     /// Read by `Handle::current` and by the re-entrancy checks.
     static CURRENT: RefCell<Option<Arc<Shared>>> = RefCell::new(None);
