@@ -48,6 +48,10 @@ pub enum SubmitErrorKind {
 
 /// A rejected job, handed back with the reason it was rejected.
 ///
+/// `SubmitError<F>` is `Send` and `Sync` whenever `F: Send`, so it fits in a
+/// `Box<dyn Error + Send + Sync>`; the job inside can only be reached by
+/// value, through [`into_inner`].
+///
 /// The job never ran and never will in the pool; [`into_inner`] returns it so
 /// the caller can run it elsewhere, retry, or drop it deliberately.
 ///
@@ -69,12 +73,39 @@ pub enum SubmitErrorKind {
 /// ```
 pub struct SubmitError<F> {
     kind: SubmitErrorKind,
-    job: F,
+    job: Exclusive<F>,
 }
+
+/// Owns a value that is only ever reached by value or through `&mut`, which
+/// makes sharing `&Exclusive<T>` between threads harmless: through a shared
+/// reference nothing of `T` can be touched. It lets an error that carries a
+/// job be `Sync` (as `Box<dyn Error + Send + Sync>` requires) when the job is
+/// merely `Send`, the usual bound for a closure handed to another thread.
+pub(crate) struct Exclusive<T>(T);
+
+impl<T> Exclusive<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Exclusive(value)
+    }
+
+    pub(crate) fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+// SAFETY: `Sync` promises that `&Exclusive<T>` may be used from several
+// threads at once. `Exclusive` has no method taking `&self` and its field is
+// private, so a shared reference grants no access to the `T` inside; moving
+// the `T` out needs ownership, which `Send` (below, through the auto impl:
+// `Exclusive<T>: Send` iff `T: Send`) governs.
+unsafe impl<T: Send> Sync for Exclusive<T> {}
 
 impl<F> SubmitError<F> {
     pub(crate) fn new(kind: SubmitErrorKind, job: F) -> Self {
-        SubmitError { kind, job }
+        SubmitError {
+            kind,
+            job: Exclusive::new(job),
+        }
     }
 
     /// Why the job was rejected.
@@ -84,7 +115,7 @@ impl<F> SubmitError<F> {
 
     /// Takes back the job that was rejected.
     pub fn into_inner(self) -> F {
-        self.job
+        self.job.into_inner()
     }
 }
 

@@ -29,12 +29,12 @@ type SendJob = Box<dyn FnOnce() + Send>;
 /// Neither `Debug` nor `Clone`: a `SubmitError` around it still prints.
 struct Opaque;
 
-// `SubmitError<F>` is `Send`/`Sync` exactly when `F` is, and is a
-// `std::error::Error` without requiring anything of `F`.
+// `SubmitError<F>` is `Send + Sync` whenever `F: Send` (the job inside is
+// reachable only by value), and is a `std::error::Error` without requiring
+// anything of `F`.
 assert_impl_all!(SubmitError<PlainJob>: Send, Sync, Debug, Display, Error);
 assert_impl_all!(SubmitError<SendSyncJob>: Send, Sync, Error);
-assert_impl_all!(SubmitError<SendJob>: Send, Error);
-assert_not_impl_any!(SubmitError<SendJob>: Sync);
+assert_impl_all!(SubmitError<SendJob>: Send, Sync, Error);
 assert_not_impl_any!(SubmitError<Rc<()>>: Send, Sync);
 assert_impl_all!(SubmitError<Opaque>: Debug, Display, Error);
 
