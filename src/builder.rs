@@ -62,6 +62,7 @@ impl Config {
 #[must_use = "a Builder does nothing until `build` is called"]
 pub struct Builder {
     num_threads: Option<usize>,
+    queue_capacity: Option<usize>,
     config: Config,
 }
 
@@ -72,6 +73,7 @@ impl Builder {
     pub fn new() -> Builder {
         Builder {
             num_threads: None,
+            queue_capacity: None,
             config: Config::default(),
         }
     }
@@ -85,7 +87,39 @@ impl Builder {
         self
     }
 
-    /// Names worker `i` with `name(i)`. Default: `weft-{i}`.
+    /// Bounds the queue: at most `capacity` jobs wait in it (jobs already
+    /// running do not count). When it is full, `execute` and `spawn` wait for
+    /// room, [`try_execute`](ThreadPool::try_execute) refuses with
+    /// [`Full`](crate::SubmitErrorKind::Full), and
+    /// [`execute_timeout`](ThreadPool::execute_timeout) waits at most its
+    /// timeout. A job submitted from a worker of the same pool is accepted
+    /// past the capacity and never waits (all workers waiting on a queue only
+    /// they can drain would deadlock). Default: unbounded. Zero makes
+    /// [`build`](Self::build) fail.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft::{Builder, SubmitErrorKind};
+    ///
+    /// let pool = Builder::new().num_threads(1).queue_capacity(1).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// pool.execute(move || { let _ = rx.recv(); }); // occupies the worker
+    /// # while pool.active_count() == 0 { std::thread::yield_now(); }
+    /// pool.execute(|| ());                          // fills the queue
+    /// let err = pool.try_execute(|| ()).unwrap_err();
+    /// assert_eq!(err.kind(), SubmitErrorKind::Full);
+    /// tx.send(()).unwrap();
+    /// # Ok::<(), weft::BuildError>(())
+    /// ```
+    pub fn queue_capacity(mut self, capacity: usize) -> Builder {
+        self.queue_capacity = Some(capacity);
+        self
+    }
+
+    /// Names worker `i` with `name(i)`. Default: `weft-{i}`. Workers added
+    /// later by [`set_num_threads`](ThreadPool::set_num_threads) continue the
+    /// numbering; indices are never reused.
     pub fn thread_name<F>(mut self, name: F) -> Builder
     where
         F: Fn(usize) -> String + Send + Sync + 'static,
@@ -138,6 +172,7 @@ impl Builder {
     /// # Errors
     ///
     /// [`BuildError::ZeroThreads`] if `num_threads(0)` was set;
+    /// [`BuildError::ZeroCapacity`] if `queue_capacity(0)` was set;
     /// [`BuildError::Spawn`] if the operating system refused a thread. In the
     /// latter case every worker already started has been shut down and
     /// joined when this returns.
@@ -147,17 +182,17 @@ impl Builder {
             Some(n) => n,
             None => sync::available_parallelism().map_or(1, |n| n.get()),
         };
-        let shared = Arc::new(Shared::new(self.config));
+        let capacity = match self.queue_capacity {
+            Some(0) => return Err(BuildError::ZeroCapacity),
+            Some(n) => n,
+            None => usize::MAX,
+        };
+        let shared = Arc::new(Shared::new(self.config, capacity));
         // The pool exists before its workers do: if a spawn fails (or the
         // name hook panics), dropping it shuts down and joins the workers
         // started so far.
-        // Not `Vec::with_capacity(num_threads)`: an absurd count must reach the
-        // OS as a refused spawn, not abort on a huge allocation here.
-        let mut pool = ThreadPool::from_parts(shared, Vec::new());
-        for index in 0..num_threads {
-            let handle = spawn_worker(pool.shared(), index).map_err(BuildError::Spawn)?;
-            pool.push_worker(handle);
-        }
+        let pool = ThreadPool::from_shared(shared);
+        pool.set_num_threads(num_threads)?;
         Ok(pool)
     }
 }
@@ -172,6 +207,7 @@ impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("num_threads", &self.num_threads)
+            .field("queue_capacity", &self.queue_capacity)
             .field("stack_size", &self.config.stack_size)
             .field("thread_name", &self.config.thread_name.is_some())
             .field("on_thread_start", &self.config.on_thread_start.is_some())
@@ -182,7 +218,7 @@ impl fmt::Debug for Builder {
 }
 
 /// Starts worker `index` of the pool that owns `shared`.
-fn spawn_worker(shared: &Arc<Shared>, index: usize) -> io::Result<JoinHandle<()>> {
+pub(crate) fn spawn_worker(shared: &Arc<Shared>, index: usize) -> io::Result<JoinHandle<()>> {
     let mut builder = ThreadBuilder::new().name(shared.config.thread_name(index));
     if let Some(bytes) = shared.config.stack_size {
         builder = builder.stack_size(bytes);

@@ -11,8 +11,11 @@ use std::io;
 /// down and joined before this error is returned: no thread leaks.
 #[derive(Debug)]
 pub enum BuildError {
-    /// `num_threads(0)`: a pool needs at least one worker.
+    /// `num_threads(0)` (or `set_num_threads(0)`): a pool needs at least
+    /// one worker.
     ZeroThreads,
+    /// `queue_capacity(0)`: a bounded queue must hold at least one job.
+    ZeroCapacity,
     /// The operating system refused to start a worker thread.
     Spawn(io::Error),
 }
@@ -21,6 +24,9 @@ impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BuildError::ZeroThreads => f.write_str("a thread pool needs at least one thread"),
+            BuildError::ZeroCapacity => {
+                f.write_str("a bounded queue needs a capacity of at least one job")
+            }
             BuildError::Spawn(err) => write!(f, "failed to spawn a worker thread: {err}"),
         }
     }
@@ -29,7 +35,7 @@ impl fmt::Display for BuildError {
 impl Error for BuildError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            BuildError::ZeroThreads => None,
+            BuildError::ZeroThreads | BuildError::ZeroCapacity => None,
             BuildError::Spawn(err) => Some(err),
         }
     }
@@ -38,11 +44,11 @@ impl Error for BuildError {
 /// Why a job was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SubmitErrorKind {
-    /// The queue was at its capacity.
+    /// The queue was at its capacity (`try_execute`).
     Full,
     /// The pool was shut down; it accepts no new jobs.
     ShutDown,
-    /// The queue stayed full for the whole timeout.
+    /// The queue stayed full for the whole timeout (`execute_timeout`).
     TimedOut,
 }
 
@@ -140,3 +146,39 @@ impl<F> fmt::Display for SubmitError<F> {
 }
 
 impl<F> Error for SubmitError<F> {}
+
+/// A [`shutdown_timeout`](crate::ThreadPool::shutdown_timeout) whose deadline
+/// passed before every job finished.
+///
+/// Nothing was dropped: the workers were detached and keep draining the queue
+/// in the background; they exit when it is empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownTimedOut {
+    pub(crate) queued: usize,
+    pub(crate) running: usize,
+}
+
+impl ShutdownTimedOut {
+    /// Jobs still waiting in the queue at the deadline.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Jobs still running at the deadline.
+    pub fn running(&self) -> usize {
+        self.running
+    }
+}
+
+impl fmt::Display for ShutdownTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "shutdown timed out with {} job(s) queued and {} running; \
+             the workers keep draining them in the background",
+            self.queued, self.running
+        )
+    }
+}
+
+impl Error for ShutdownTimedOut {}

@@ -48,6 +48,7 @@
 mod builder;
 mod error;
 mod job;
+mod join;
 mod pool;
 mod queue;
 mod shutdown;
@@ -55,7 +56,9 @@ mod sync;
 mod worker;
 
 pub use builder::Builder;
-pub use error::{BuildError, SubmitError, SubmitErrorKind};
+pub use error::{BuildError, ShutdownTimedOut, SubmitError, SubmitErrorKind};
+pub use job::Job;
+pub use join::{JoinError, JoinHandle};
 pub use pool::{Handle, ThreadPool};
 
 /// The README's examples, compiled and run as doctests.

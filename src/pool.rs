@@ -1,18 +1,20 @@
 //! The pool's owner ([`ThreadPool`]) and its cloneable submitter ([`Handle`]).
 
 use std::fmt;
-use std::mem;
 
-use crate::builder::Builder;
-use crate::error::SubmitError;
-use crate::queue::Shared;
+use crate::builder::{self, Builder};
+use crate::error::{BuildError, ShutdownTimedOut, SubmitError};
+use crate::job::{Execute, Job, Spawn};
+use crate::join::{JoinHandle, Promise};
+use crate::queue::{Shared, WhenFull};
 use crate::shutdown;
-use crate::sync::{Arc, Duration, JoinHandle};
+use crate::sync::{self, Arc, Duration, Instant, JoinHandle as Thread, Mutex};
 use crate::worker;
 
-/// A fixed-size pool of worker threads running submitted jobs.
+/// A pool of worker threads running submitted jobs.
 ///
-/// Every job the pool accepts runs exactly once; a panicking job is caught,
+/// Every job the pool accepts runs exactly once (or is handed back by
+/// [`shutdown_now`](ThreadPool::shutdown_now)); a panicking job is caught,
 /// counted and handed to the [panic handler](Builder::panic_handler), and the
 /// worker keeps serving. Dropping the pool is a graceful [`shutdown`]: it
 /// waits for every accepted job and joins every worker.
@@ -39,8 +41,10 @@ use crate::worker;
 /// ```
 pub struct ThreadPool {
     shared: Arc<Shared>,
-    /// One handle per started worker; emptied by shutdown.
-    workers: Vec<JoinHandle<()>>,
+    /// One handle per started worker (retired ones included, joined at
+    /// shutdown). `None` once a shutdown has taken them. The lock also
+    /// serialises resizes.
+    workers: Mutex<Option<Vec<Thread<()>>>>,
 }
 
 impl ThreadPool {
@@ -49,7 +53,7 @@ impl ThreadPool {
     /// # Panics
     ///
     /// If `num_threads` is 0 or the operating system refuses a thread. Use
-    /// [`ThreadPool::builder`] to get these as a [`BuildError`](crate::BuildError).
+    /// [`ThreadPool::builder`] to get these as a [`BuildError`].
     pub fn new(num_threads: usize) -> ThreadPool {
         match Builder::new().num_threads(num_threads).build() {
             Ok(pool) => pool,
@@ -63,29 +67,100 @@ impl ThreadPool {
         Builder::new()
     }
 
-    pub(crate) fn from_parts(shared: Arc<Shared>, workers: Vec<JoinHandle<()>>) -> ThreadPool {
-        ThreadPool { shared, workers }
-    }
-
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
-    pub(crate) fn push_worker(&mut self, worker: JoinHandle<()>) {
-        self.workers.push(worker);
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> ThreadPool {
+        ThreadPool {
+            shared,
+            workers: Mutex::new(Some(Vec::new())),
+        }
     }
 
     /// Runs `job` on a worker.
     ///
     /// The job is accepted before this returns and will run exactly once,
-    /// even if the pool is shut down right after.
+    /// even if the pool is shut down right after. If the queue is bounded
+    /// and full, this waits for room, except on a worker of this same pool,
+    /// where the job is accepted past the capacity.
     pub fn execute<F>(&self, job: F)
     where
         F: FnOnce() + Send + 'static,
     {
-        if self.shared.submit(job).is_err() {
+        if self.handle_ref().execute(job).is_err() {
             // Only shutdown closes the queue, and shutdown consumes the pool.
             unreachable!("a live ThreadPool's queue is never closed");
+        }
+    }
+
+    /// Runs `job` on a worker if the queue has room now.
+    ///
+    /// # Errors
+    ///
+    /// [`Full`](crate::SubmitErrorKind::Full), with the job inside, if the
+    /// bounded queue is full (never on a worker of this same pool).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = weft::Builder::new().queue_capacity(64).build()?;
+    /// if let Err(full) = pool.try_execute(|| println!("work")) {
+    ///     full.into_inner()(); // no room: do it ourselves
+    /// }
+    /// # Ok::<(), weft::BuildError>(())
+    /// ```
+    pub fn try_execute<F>(&self, job: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.handle_ref().try_execute(job)
+    }
+
+    /// Runs `job` on a worker, waiting at most `timeout` for room in a full
+    /// bounded queue.
+    ///
+    /// # Errors
+    ///
+    /// [`TimedOut`](crate::SubmitErrorKind::TimedOut), with the job inside,
+    /// if the queue stayed full for the whole timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = weft::Builder::new().queue_capacity(8).build()?;
+    /// pool.execute_timeout(|| println!("work"), Duration::from_millis(10))
+    ///     .unwrap_or_else(|late| late.into_inner()());
+    /// # Ok::<(), weft::BuildError>(())
+    /// ```
+    pub fn execute_timeout<F>(&self, job: F, timeout: Duration) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.handle_ref().execute_timeout(job, timeout)
+    }
+
+    /// Runs `job` on a worker and returns a [`JoinHandle`] to its result.
+    ///
+    /// Waits for room in a full bounded queue, like [`execute`](Self::execute).
+    /// The job's panic, if any, reaches [`JoinHandle::join`] as a
+    /// [`JoinError`](crate::JoinError) (not the pool's panic handler); it is
+    /// still counted in [`panic_count`](Self::panic_count).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = weft::ThreadPool::new(2);
+    /// let handles: Vec<_> = (0..4u64).map(|i| pool.spawn(move || i * i)).collect();
+    /// let squares: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    /// assert_eq!(squares, [0, 1, 4, 9]);
+    /// ```
+    pub fn spawn<F, T>(&self, job: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.handle_ref().spawn(job) {
+            Ok(handle) => handle,
+            Err(_) => unreachable!("a live ThreadPool's queue is never closed"),
         }
     }
 
@@ -106,6 +181,10 @@ impl ThreadPool {
         Handle {
             shared: Arc::clone(&self.shared),
         }
+    }
+
+    fn handle_ref(&self) -> HandleRef<'_> {
+        HandleRef(&self.shared)
     }
 
     /// Blocks until no job is queued or running.
@@ -134,7 +213,8 @@ impl ThreadPool {
     /// time out).
     pub fn wait_idle_timeout(&self, timeout: Duration) -> bool {
         self.refuse_wait_from_inside("wait_idle_timeout");
-        self.shared.wait_idle_timeout(timeout)
+        self.shared
+            .wait_idle_until(Instant::now().checked_add(timeout))
     }
 
     fn refuse_wait_from_inside(&self, call: &str) {
@@ -144,6 +224,53 @@ impl ThreadPool {
                  the pool cannot become idle while this job runs, so it would wait forever"
             );
         }
+    }
+
+    /// Sets the number of worker threads.
+    ///
+    /// Growing starts the new workers at once. Shrinking lets surplus workers
+    /// retire as soon as they are idle or have finished their current job:
+    /// never mid-job, and never below `num_threads`. [`num_threads`] reports
+    /// the new size immediately.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroThreads`] for 0 (the size is unchanged);
+    /// [`BuildError::Spawn`] if the operating system refused a new thread
+    /// (the pool keeps the workers it could start, and [`num_threads`]
+    /// counts only those).
+    ///
+    /// [`num_threads`]: Self::num_threads
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = weft::ThreadPool::new(1);
+    /// pool.set_num_threads(4)?;
+    /// assert_eq!(pool.num_threads(), 4);
+    /// pool.set_num_threads(2)?;
+    /// assert_eq!(pool.num_threads(), 2);
+    /// # Ok::<(), weft::BuildError>(())
+    /// ```
+    pub fn set_num_threads(&self, num_threads: usize) -> Result<(), BuildError> {
+        if num_threads == 0 {
+            return Err(BuildError::ZeroThreads);
+        }
+        let mut workers = sync::lock(&self.workers);
+        let workers = workers
+            .as_mut()
+            .expect("a live ThreadPool still owns its workers");
+        let new = self.shared.set_target(num_threads);
+        for index in new.clone() {
+            match builder::spawn_worker(&self.shared, index) {
+                Ok(thread) => workers.push(thread),
+                Err(err) => {
+                    self.shared.spawn_failed(new.end - index);
+                    return Err(BuildError::Spawn(err));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Shuts the pool down gracefully: refuses new jobs (a [`Handle`]'s
@@ -160,9 +287,68 @@ impl ThreadPool {
         drop(self);
     }
 
-    /// The number of worker threads.
+    /// Shuts the pool down without running what is still queued: refuses new
+    /// jobs, lets running jobs finish, joins the workers, and returns every
+    /// job that never started, oldest first.
+    ///
+    /// The returned [`Job`]s are the caller's: [`Job::run`] runs one here;
+    /// dropping one discards it (a spawned job's [`JoinHandle`] then resolves
+    /// as cancelled). A pool worker blocked joining a job that is handed back
+    /// stops waiting at once, with a cancelled error, so this never waits on
+    /// a worker that waits on a job only the caller now holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = weft::ThreadPool::new(1);
+    /// for i in 0..100 {
+    ///     pool.execute(move || { let _ = i; });
+    /// }
+    /// let unstarted = pool.shutdown_now();
+    /// println!("{} jobs never started", unstarted.len());
+    /// for job in unstarted {
+    ///     job.run(); // or drop it
+    /// }
+    /// ```
+    pub fn shutdown_now(self) -> Vec<Job> {
+        let workers = self.take_workers();
+        shutdown::now(&self.shared, workers)
+    }
+
+    /// Shuts the pool down gracefully, but waits at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ShutdownTimedOut`], reporting how many jobs were still queued and
+    /// running, if the deadline passed first. Nothing is dropped then: the
+    /// workers are detached and keep draining the queue in the background,
+    /// exiting when it is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = weft::ThreadPool::new(2);
+    /// pool.execute(|| println!("quick"));
+    /// match pool.shutdown_timeout(Duration::from_secs(5)) {
+    ///     Ok(()) => println!("all done"),
+    ///     Err(late) => eprintln!("{late}"),
+    /// }
+    /// ```
+    pub fn shutdown_timeout(self, timeout: Duration) -> Result<(), ShutdownTimedOut> {
+        let deadline = Instant::now().checked_add(timeout);
+        let workers = self.take_workers();
+        shutdown::with_deadline(&self.shared, workers, deadline)
+    }
+
+    fn take_workers(&self) -> Vec<Thread<()>> {
+        sync::lock(&self.workers).take().unwrap_or_default()
+    }
+
+    /// The number of worker threads the pool is set to.
     pub fn num_threads(&self) -> usize {
-        self.workers.len()
+        self.shared.num_threads()
     }
 
     /// Jobs accepted but not yet started. A snapshot: other threads may change
@@ -181,8 +367,9 @@ impl ThreadPool {
         self.shared.completed_count()
     }
 
-    /// Jobs that have panicked so far. Once the pool is idle,
-    /// `completed_count() + panic_count()` is the number of jobs that ran.
+    /// Jobs that have panicked so far (spawned ones included). Once the pool
+    /// is idle, `completed_count() + panic_count()` is the number of jobs
+    /// that ran.
     pub fn panic_count(&self) -> usize {
         self.shared.panic_count()
     }
@@ -190,7 +377,9 @@ impl ThreadPool {
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
-        shutdown::graceful(&self.shared, mem::take(&mut self.workers));
+        if let Some(workers) = sync::lock(&self.workers).take() {
+            shutdown::graceful(&self.shared, workers);
+        }
     }
 }
 
@@ -207,8 +396,8 @@ impl fmt::Debug for ThreadPool {
 /// A cloneable submitter for a [`ThreadPool`], usable from any thread.
 ///
 /// A handle does not keep its pool running: after the pool is shut down,
-/// [`execute`](Handle::execute) returns the job inside a [`SubmitError`] of
-/// kind [`ShutDown`](crate::SubmitErrorKind::ShutDown).
+/// every submission returns the job inside a [`SubmitError`] of kind
+/// [`ShutDown`](crate::SubmitErrorKind::ShutDown).
 #[derive(Clone)]
 pub struct Handle {
     shared: Arc<Shared>,
@@ -231,22 +420,136 @@ impl Handle {
         worker::current_pool().map(|shared| Handle { shared })
     }
 
-    /// Submits `job` to the pool.
+    /// Submits `job`, waiting for room if the bounded queue is full (never on
+    /// a worker of this same pool).
     ///
     /// # Errors
     ///
-    /// [`SubmitErrorKind::ShutDown`](crate::SubmitErrorKind::ShutDown) once
-    /// the pool has been shut down; the job is inside the error, unrun.
+    /// [`ShutDown`](crate::SubmitErrorKind::ShutDown) once the pool has been
+    /// shut down (also while waiting for room); the job is inside the error,
+    /// unrun.
     pub fn execute<F>(&self, job: F) -> Result<(), SubmitError<F>>
     where
         F: FnOnce() + Send + 'static,
     {
-        self.shared.submit(job)
+        HandleRef(&self.shared).execute(job)
+    }
+
+    /// Submits `job` if the queue has room now.
+    ///
+    /// # Errors
+    ///
+    /// [`Full`](crate::SubmitErrorKind::Full) if the bounded queue is full,
+    /// [`ShutDown`](crate::SubmitErrorKind::ShutDown) after shutdown; the job
+    /// is inside the error, unrun.
+    pub fn try_execute<F>(&self, job: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        HandleRef(&self.shared).try_execute(job)
+    }
+
+    /// Submits `job`, waiting at most `timeout` for room in a full bounded
+    /// queue.
+    ///
+    /// # Errors
+    ///
+    /// [`TimedOut`](crate::SubmitErrorKind::TimedOut) if the queue stayed
+    /// full, [`ShutDown`](crate::SubmitErrorKind::ShutDown) after shutdown;
+    /// the job is inside the error, unrun.
+    pub fn execute_timeout<F>(&self, job: F, timeout: Duration) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        HandleRef(&self.shared).execute_timeout(job, timeout)
+    }
+
+    /// Submits `job` and returns a [`JoinHandle`] to its result; waits for
+    /// room like [`execute`](Self::execute).
+    ///
+    /// # Errors
+    ///
+    /// [`ShutDown`](crate::SubmitErrorKind::ShutDown) once the pool has been
+    /// shut down; the closure is inside the error, unrun.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = weft::ThreadPool::new(1);
+    /// let handle = pool.handle();
+    /// let sum = pool.spawn(move || {
+    ///     // A job spawning and joining its own children, even on one thread.
+    ///     let kids: Vec<_> = (1..=3).map(|i| handle.spawn(move || i).unwrap()).collect();
+    ///     kids.into_iter().map(|k| k.join().unwrap()).sum::<i32>()
+    /// });
+    /// assert_eq!(sum.join().unwrap(), 6);
+    /// ```
+    pub fn spawn<F, T>(&self, job: F) -> Result<JoinHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        HandleRef(&self.shared).spawn(job)
     }
 }
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+/// The submission calls, shared by [`ThreadPool`] and [`Handle`] without
+/// cloning the `Arc`.
+struct HandleRef<'a>(&'a Arc<Shared>);
+
+impl HandleRef<'_> {
+    fn submit<F>(&self, job: F, when_full: WhenFull) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.0
+            .submit(Box::new(Execute(job)), when_full)
+            .map_err(|(kind, task)| SubmitError::new(kind, task.0))
+    }
+
+    fn execute<F>(&self, job: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.submit(job, WhenFull::Wait)
+    }
+
+    fn try_execute<F>(&self, job: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.submit(job, WhenFull::Refuse)
+    }
+
+    fn execute_timeout<F>(&self, job: F, timeout: Duration) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let deadline = Instant::now().checked_add(timeout);
+        self.submit(job, WhenFull::WaitUntil(deadline))
+    }
+
+    fn spawn<F, T>(&self, job: F) -> Result<JoinHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (promise, handle) = Promise::new(self.0);
+        let task = Box::new(Spawn { f: job, promise });
+        match self.0.submit(task, WhenFull::Wait) {
+            Ok(()) => Ok(handle),
+            Err((kind, task)) => {
+                let Spawn { f, promise } = *task;
+                // Nobody will see this handle; don't let the promise resolve it.
+                promise.forget();
+                Err(SubmitError::new(kind, f))
+            }
+        }
     }
 }

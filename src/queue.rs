@@ -1,18 +1,22 @@
-//! The job queue, the workers' sleep/wake protocol and idleness tracking.
+//! The job queue, the workers' sleep/wake protocol, backpressure, idleness
+//! and the worker count.
 //!
 //! # Protocol
 //!
 //! All pool state lives in one [`State`] behind one mutex. Every transition
-//! happens with the lock held, so each check-then-act below is atomic:
+//! happens with the lock held, so each check-then-act below is atomic. The
+//! three condvars only ever wait on that mutex.
 //!
-//! | event                 | under the lock                                   | then                                        |
-//! |-----------------------|--------------------------------------------------|---------------------------------------------|
-//! | `submit`              | refuse if `closed`; push the job                 | `notify_one(work_ready)` if a worker sleeps |
-//! | worker takes a job    | pop; `running += 1`                              | run it without the lock                     |
-//! | worker finds nothing  | exit if `closed`; else `sleeping_workers += 1`   | `wait(work_ready)`, re-check after waking   |
-//! | job finished          | `running -= 1`; count it completed or panicked   | `notify_all(became_idle)` if idle and awaited |
-//! | `close`               | `closed = true`                                  | `notify_all(work_ready)`                    |
-//! | `wait_idle`           | return if `queue` empty and `running == 0`       | else `wait(became_idle)`, re-check          |
+//! | event                 | under the lock                                         | then                                         |
+//! |-----------------------|--------------------------------------------------------|----------------------------------------------|
+//! | `submit`              | refuse if `closed`; if full, refuse or wait (`space_freed`) unless on an own worker; push | `notify_one(work_ready)` if a worker sleeps |
+//! | worker takes a job    | retire if surplus; pop; `running += 1`                 | `notify_one(space_freed)` if one waits; run the job unlocked |
+//! | worker finds nothing  | exit if `closed`; else `sleeping_workers += 1`         | `wait(work_ready)`, re-check after waking    |
+//! | job finished          | `running -= 1`; count it completed or panicked         | `notify_all(became_idle)` if idle and awaited |
+//! | `close`               | `closed = true`                                        | `notify_all` on `work_ready`, `space_freed`  |
+//! | `shutdown_now`        | `closed = true`; take the whole queue; mark it handed back | as `close`                               |
+//! | `wait_idle`           | return if `queue` empty and `running == 0`             | else `wait(became_idle)`, re-check           |
+//! | resize                | set `target_workers`; reserve new workers              | `notify_all(work_ready)` so surplus sleepers retire |
 //!
 //! **No lost wake-up.** A worker decides to sleep only after seeing an empty
 //! queue *with the lock held*, and `Condvar::wait` releases that lock
@@ -22,12 +26,22 @@
 //! submitter sees the count and notifies). A notification that lands on a
 //! worker that another notification already woke costs only parallelism,
 //! never a job: every worker drains the queue before it sleeps again.
-//! Proven by `loom-tests/wakeup.rs` (`submit_racing_sleep_is_never_lost`).
+//! Proven by `loom-tests/wakeup.rs`.
+//!
+//! **Backpressure.** `capacity` bounds the jobs *waiting* in the queue. A
+//! full queue makes `execute` wait on `space_freed`; every pop notifies one
+//! waiting submitter. A woken submitter that leaves without using the space
+//! (it timed out, or the pool closed) passes the notification on, so a slot
+//! never goes unclaimed while another submitter sleeps. A pool's own worker
+//! never waits: its submission is accepted past the capacity, since all
+//! workers blocking on a full queue that only they can drain would deadlock.
+//! Proven by `loom-tests/backpressure.rs`.
 //!
 //! **No lost job.** A job leaves the queue only by being popped by a worker,
-//! which runs it; `closed` only stops new pushes, and workers exit only when
-//! the queue is both closed and empty. Proven by `loom-tests/exactly_once.rs`
-//! and `loom-tests/shutdown.rs`.
+//! which runs it, or by `shutdown_now`, which hands it back; `closed` only
+//! stops new pushes, and workers exit only when the queue is closed and
+//! empty (or when they are surplus after a shrink, which needs no job of
+//! theirs). Proven by `loom-tests/exactly_once.rs` and `loom-tests/shutdown.rs`.
 //!
 //! **Idleness.** `running` and the queue length change under the same lock,
 //! and a job is counted completed or panicked in the same critical section
@@ -37,35 +51,140 @@
 use std::collections::VecDeque;
 
 use crate::builder::Config;
-use crate::error::{SubmitError, SubmitErrorKind};
-use crate::job::{self, Job, Outcome};
+use crate::error::SubmitErrorKind;
+use crate::job::{self, Job, Outcome, Task};
 use crate::sync::{self, Condvar, Duration, Instant, Mutex, MutexGuard};
+use crate::worker;
+
+/// What a submitter does when the queue is full.
+#[derive(Clone, Copy)]
+pub(crate) enum WhenFull {
+    /// Wait for space (`execute`).
+    Wait,
+    /// Refuse with `Full` (`try_execute`).
+    Refuse,
+    /// Wait until the deadline, then refuse with `TimedOut`
+    /// (`execute_timeout`). `None`: a deadline too far to represent.
+    WaitUntil(Option<Instant>),
+}
+
+/// Where accepted jobs wait: one FIFO for jobs submitted from outside the
+/// pool, and one deque per worker for jobs its own jobs submitted.
+///
+/// A worker takes, in order: the newest job of its own deque (LIFO: usually
+/// the child it just spawned, so recursive spawn-and-join nests one stack
+/// frame per level and stays cache-warm), then the oldest outside job, then
+/// the oldest job of another worker's deque (stealing the biggest piece of
+/// someone else's work, as in rayon). Which deque a job is in never affects
+/// whether it runs: every job sits in exactly one deque until a worker takes
+/// it or `shutdown_now` hands it back.
+struct Queues {
+    /// Jobs submitted from outside the pool, oldest first.
+    injector: VecDeque<Job>,
+    /// `locals[i]`: jobs submitted by worker `i`'s jobs, oldest first.
+    locals: Vec<VecDeque<Job>>,
+    /// Jobs in all of the above.
+    len: usize,
+}
+
+impl Queues {
+    fn push(&mut self, job: Job, origin: Option<usize>) {
+        match origin {
+            Some(index) => {
+                // Deques are made on a worker's first submission, not sized
+                // from the requested thread count (which may be absurd).
+                if index >= self.locals.len() {
+                    self.locals.resize_with(index + 1, VecDeque::new);
+                }
+                self.locals[index].push_back(job);
+            }
+            None => self.injector.push_back(job),
+        }
+        self.len += 1;
+    }
+
+    fn take(&mut self, taker: usize) -> Option<Job> {
+        if self.len == 0 {
+            return None;
+        }
+        let job = self
+            .locals
+            .get_mut(taker)
+            .and_then(VecDeque::pop_back)
+            .or_else(|| self.injector.pop_front())
+            .or_else(|| {
+                // Steal from the deque after the taker's, round the ring, so
+                // thieves spread out. `taker` may have no deque yet.
+                let n = self.locals.len();
+                (1..=n)
+                    .map(|step| (taker + step) % n)
+                    .filter(|&victim| victim != taker)
+                    .find_map(|victim| self.locals[victim].pop_front())
+            });
+        debug_assert!(job.is_some(), "len says a job is queued but none was found");
+        self.len -= 1;
+        job
+    }
+
+    /// A retiring worker's deque joins the outside queue, so nothing it held
+    /// is stranded.
+    fn retire(&mut self, index: usize) {
+        if let Some(local) = self.locals.get_mut(index) {
+            self.injector.extend(local.drain(..));
+        }
+    }
+
+    fn drain_all(&mut self) -> Vec<Job> {
+        let mut jobs: Vec<Job> = self.injector.drain(..).collect();
+        for local in &mut self.locals {
+            jobs.extend(local.drain(..));
+        }
+        self.len = 0;
+        jobs
+    }
+}
 
 /// State shared by the pool, its handles and its workers.
 pub(crate) struct Shared {
     state: Mutex<State>,
-    /// Workers wait here for a job or for the queue to close.
+    /// Workers (and helping joiners) wait here for a job, for the queue to
+    /// close, for a resize, or for the slot they join to resolve.
     work_ready: Condvar,
-    /// `wait_idle` callers wait here for "nothing queued, nothing running".
+    /// Submitters wait here for room in a bounded queue.
+    space_freed: Condvar,
+    /// `wait_idle` callers wait here for "nothing queued, nothing running";
+    /// `shutdown_timeout` waits here for the workers to exit.
     became_idle: Condvar,
+    /// The most jobs that may wait in the queue (`usize::MAX`: unbounded).
+    capacity: usize,
     /// The builder's hooks and thread settings, fixed at build time.
     pub(crate) config: Config,
 }
 
 /// Everything that changes, guarded by [`Shared::state`].
 struct State {
-    /// Accepted jobs that no worker has taken yet, oldest first.
-    queue: VecDeque<Job>,
+    /// Accepted jobs that no worker has taken yet.
+    queue: Queues,
     /// Jobs taken from the queue whose run (and panic handler) has not ended.
     running: usize,
-    /// Set once by `close`; from then on every submission is refused.
+    /// Set once by `close` or `shutdown_now`; from then on every submission
+    /// is refused.
     closed: bool,
     /// Workers blocked in `work_ready.wait` (including any already notified
     /// but not yet re-locked): a submitter notifies only when this is non-zero.
     sleeping_workers: usize,
-    /// Callers blocked in `became_idle.wait`: a finishing job notifies only
-    /// when this is non-zero, sparing a syscall per job otherwise.
+    /// Submitters blocked in `space_freed.wait`.
+    blocked_submitters: usize,
+    /// Callers blocked in `became_idle.wait`: a finishing job or exiting
+    /// worker notifies only when this is non-zero.
     idle_waiters: usize,
+    /// Worker threads started (or reserved for starting) that have not
+    /// decided to exit.
+    live_workers: usize,
+    /// The size the pool is set to; surplus workers retire.
+    target_workers: usize,
+    /// The index the next started worker gets.
+    next_index: usize,
     /// Jobs that returned normally.
     completed: usize,
     /// Jobs that panicked.
@@ -74,24 +193,40 @@ struct State {
 
 impl State {
     fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.running == 0
+        self.queue.len == 0 && self.running == 0
     }
 }
 
+/// Counts reported by a `shutdown_timeout` that ran out of time.
+pub(crate) struct Leftover {
+    pub(crate) queued: usize,
+    pub(crate) running: usize,
+}
+
 impl Shared {
-    pub(crate) fn new(config: Config) -> Shared {
+    pub(crate) fn new(config: Config, capacity: usize) -> Shared {
         Shared {
             state: Mutex::new(State {
-                queue: VecDeque::new(),
+                queue: Queues {
+                    injector: VecDeque::new(),
+                    locals: Vec::new(),
+                    len: 0,
+                },
                 running: 0,
                 closed: false,
                 sleeping_workers: 0,
+                blocked_submitters: 0,
                 idle_waiters: 0,
+                live_workers: 0,
+                target_workers: 0,
+                next_index: 0,
                 completed: 0,
                 panicked: 0,
             }),
             work_ready: Condvar::new(),
+            space_freed: Condvar::new(),
             became_idle: Condvar::new(),
+            capacity,
             config,
         }
     }
@@ -100,20 +235,45 @@ impl Shared {
         sync::lock(&self.state)
     }
 
-    /// Accepts `f` into the queue, or hands it back if the pool is closed.
-    pub(crate) fn submit<F>(&self, f: F) -> Result<(), SubmitError<F>>
-    where
-        F: FnOnce() + Send + 'static,
-    {
-        // Allocate outside the lock; keep the concrete type until the job is
-        // accepted so a refused closure can be moved back out of its box.
-        let boxed = Box::new(f);
+    /// Accepts `task` into the queue, or hands it back with the reason.
+    ///
+    /// The task stays in its concrete box until it is accepted, so a refused
+    /// closure can be moved back out.
+    pub(crate) fn submit<T: Task>(
+        &self,
+        task: Box<T>,
+        when_full: WhenFull,
+    ) -> Result<(), (SubmitErrorKind, Box<T>)> {
+        let origin = worker::index_in(self);
         let mut state = self.lock();
-        if state.closed {
-            drop(state);
-            return Err(SubmitError::new(SubmitErrorKind::ShutDown, *boxed));
+        let mut woken = false;
+        loop {
+            if state.closed {
+                return Err(self.refuse(state, woken, SubmitErrorKind::ShutDown, task));
+            }
+            if state.queue.len < self.capacity || origin.is_some() {
+                break;
+            }
+            let deadline = match when_full {
+                WhenFull::Refuse => return Err((SubmitErrorKind::Full, task)),
+                WhenFull::Wait | WhenFull::WaitUntil(None) => None,
+                WhenFull::WaitUntil(Some(deadline)) => Some(deadline),
+            };
+            state.blocked_submitters += 1;
+            state = match deadline {
+                None => sync::wait(&self.space_freed, state),
+                Some(deadline) => match remaining(deadline) {
+                    Some(left) => sync::wait_timeout(&self.space_freed, state, left),
+                    None => {
+                        state.blocked_submitters -= 1;
+                        return Err(self.refuse(state, woken, SubmitErrorKind::TimedOut, task));
+                    }
+                },
+            };
+            state.blocked_submitters -= 1;
+            woken = true;
         }
-        state.queue.push_back(Job::from_box(boxed));
+        state.queue.push(Job::from_box(task), origin);
         let wake = state.sleeping_workers > 0;
         drop(state);
         if wake {
@@ -122,17 +282,39 @@ impl Shared {
         Ok(())
     }
 
+    /// Refuses a submission. A submitter that was woken for a free slot and
+    /// leaves without using it passes the wake-up on to another blocked
+    /// submitter, so the slot is not left unclaimed.
+    fn refuse<T>(
+        &self,
+        state: MutexGuard<'_, State>,
+        woken: bool,
+        kind: SubmitErrorKind,
+        task: T,
+    ) -> (SubmitErrorKind, T) {
+        let pass_on = woken && state.blocked_submitters > 0 && state.queue.len < self.capacity;
+        drop(state);
+        if pass_on {
+            self.space_freed.notify_one();
+        }
+        (kind, task)
+    }
+
     /// Blocks until there is a job to run (returned, already counted as
-    /// running) or the queue is closed and drained (`None`: the worker exits).
-    pub(crate) fn next_job(&self) -> Option<Job> {
+    /// running) or this worker should exit (`None`): the queue is closed and
+    /// drained, or the pool has more workers than it is set to.
+    pub(crate) fn next_job(&self, index: usize) -> Option<Job> {
         let mut state = self.lock();
         loop {
-            if let Some(job) = state.queue.pop_front() {
-                state.running += 1;
+            if state.live_workers > state.target_workers {
+                state.queue.retire(index);
+                return self.exit_worker(state);
+            }
+            if let Some(job) = self.take(&mut state, index) {
                 return Some(job);
             }
             if state.closed {
-                return None;
+                return self.exit_worker(state);
             }
             state.sleeping_workers += 1;
             state = sync::wait(&self.work_ready, state);
@@ -140,21 +322,65 @@ impl Shared {
         }
     }
 
-    /// Takes a queued job without blocking (used by a pool's own worker that
-    /// shuts the pool down and helps drain it).
-    pub(crate) fn try_next_job(&self) -> Option<Job> {
-        let mut state = self.lock();
-        let job = state.queue.pop_front()?;
+    /// Takes a job for worker `index` (see [`Queues`] for which) and counts
+    /// it running; frees a slot for a blocked submitter. The notification is
+    /// issued under the lock, which is harmless (the woken submitter blocks
+    /// briefly on the mutex) and keeps this a single critical section.
+    fn take(&self, state: &mut State, index: usize) -> Option<Job> {
+        let job = state.queue.take(index)?;
         state.running += 1;
+        if state.blocked_submitters > 0 {
+            self.space_freed.notify_one();
+        }
         Some(job)
+    }
+
+    fn exit_worker(&self, mut state: MutexGuard<'_, State>) -> Option<Job> {
+        debug_assert!(state.live_workers > 0);
+        state.live_workers -= 1;
+        let wake = state.live_workers == 0 && state.idle_waiters > 0;
+        drop(state);
+        if wake {
+            self.became_idle.notify_all();
+        }
+        None
+    }
+
+    /// Takes a queued job for worker `index` without blocking: for a worker
+    /// that helps while it joins, or while it shuts its own pool down.
+    pub(crate) fn try_next_job(&self, index: usize) -> Option<Job> {
+        let mut state = self.lock();
+        self.take(&mut state, index)
+    }
+
+    /// For a worker joining a slot: sleeps on `work_ready` unless a job is
+    /// queued or `ready()` (called with the pool lock held) says the slot has
+    /// resolved. See `join.rs` for why this cannot miss the resolution.
+    pub(crate) fn sleep_while_joining(&self, ready: impl FnOnce() -> bool) {
+        let mut state = self.lock();
+        if state.queue.len > 0 || ready() {
+            return;
+        }
+        state.sleeping_workers += 1;
+        state = sync::wait(&self.work_ready, state);
+        state.sleeping_workers -= 1;
+    }
+
+    /// Wakes workers sleeping in [`sleep_while_joining`](Self::sleep_while_joining)
+    /// after a slot they join resolved. Takes the lock so the notification
+    /// cannot fall between a joiner's check and its wait.
+    pub(crate) fn wake_helping_joiners(&self) {
+        drop(self.lock());
+        self.work_ready.notify_all();
     }
 
     /// Runs a job taken with [`next_job`](Self::next_job) or
     /// [`try_next_job`](Self::try_next_job), hands a panic to the panic
     /// handler, then records the outcome.
     pub(crate) fn run(&self, job: Job) {
-        let panicked = match job.run() {
+        let panicked = match job.run_in_pool() {
             Outcome::Completed => false,
+            Outcome::PanickedIntoHandle => true,
             Outcome::Panicked(payload) => {
                 match &self.config.panic_handler {
                     Some(handler) => job::call_guarded(|| handler(payload)),
@@ -182,16 +408,40 @@ impl Shared {
         }
     }
 
-    /// Refuses every later submission and wakes all sleeping workers so they
-    /// drain the queue and exit. Idempotent.
+    /// Refuses every later submission and wakes every sleeper: workers drain
+    /// the queue and exit, blocked submitters get their job back. Idempotent.
     pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
         drop(state);
-        // Every sleeper must re-check: each of them has to observe `closed`
-        // to exit, so one notification per sleeper is not enough to promise
-        // under `notify_one`.
+        self.wake_all_after_close();
+    }
+
+    /// Closes the queue and takes every job still in it, marking each handed
+    /// back (under the lock, so a joining worker sees the mark before it can
+    /// sleep again).
+    pub(crate) fn close_and_take_queue(&self) -> Vec<Job> {
+        let mut state = self.lock();
+        state.closed = true;
+        let jobs = state.queue.drain_all();
+        for job in &jobs {
+            job.mark_handed_back();
+        }
+        let wake = state.idle_waiters > 0 && state.is_idle();
+        drop(state);
+        self.wake_all_after_close();
+        if wake {
+            self.became_idle.notify_all();
+        }
+        jobs
+    }
+
+    fn wake_all_after_close(&self) {
+        // Every sleeper must observe `closed` itself (each worker to exit,
+        // each submitter to take its job back): one `notify_one` per sleeper
+        // could not promise that.
         self.work_ready.notify_all();
+        self.space_freed.notify_all();
     }
 
     /// Blocks until nothing is queued and nothing is running.
@@ -204,30 +454,89 @@ impl Shared {
         }
     }
 
-    /// Like [`wait_idle`](Self::wait_idle) but gives up at `timeout`;
-    /// returns whether idleness was reached.
-    pub(crate) fn wait_idle_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now().checked_add(timeout);
+    /// Like [`wait_idle`](Self::wait_idle) but gives up at `deadline`
+    /// (`None`: never); returns whether idleness was reached.
+    pub(crate) fn wait_idle_until(&self, deadline: Option<Instant>) -> bool {
+        self.wait_until(deadline, State::is_idle)
+    }
+
+    /// After `close`: waits until at most `keep` workers are still live
+    /// (`keep` is 1 when the caller is itself a worker, which cannot exit
+    /// while it waits here). On timeout, reports what is left.
+    pub(crate) fn wait_workers_exited(
+        &self,
+        deadline: Option<Instant>,
+        keep: usize,
+    ) -> Result<(), Leftover> {
+        if self.wait_until(deadline, |state| state.live_workers <= keep) {
+            Ok(())
+        } else {
+            let state = self.lock();
+            Err(Leftover {
+                queued: state.queue.len,
+                running: state.running,
+            })
+        }
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>, done: impl Fn(&State) -> bool) -> bool {
         let mut state = self.lock();
-        while !state.is_idle() {
-            let remaining = match deadline {
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(remaining) if !remaining.is_zero() => remaining,
-                    _ => return false,
-                },
-                // A timeout so long that the deadline overflows: wait as if
-                // there were none.
-                None => Duration::MAX,
-            };
+        while !done(&state) {
             state.idle_waiters += 1;
-            state = sync::wait_timeout(&self.became_idle, state, remaining);
+            state = match deadline {
+                None => sync::wait(&self.became_idle, state),
+                Some(deadline) => match remaining(deadline) {
+                    Some(left) => sync::wait_timeout(&self.became_idle, state, left),
+                    None => {
+                        state.idle_waiters -= 1;
+                        return false;
+                    }
+                },
+            };
             state.idle_waiters -= 1;
         }
         true
     }
 
+    /// Sets the pool's size. Returns the indices of the workers the caller
+    /// must now start (already counted live); shrinking wakes sleepers so the
+    /// surplus retires.
+    pub(crate) fn set_target(&self, target: usize) -> std::ops::Range<usize> {
+        let mut state = self.lock();
+        state.target_workers = target;
+        let missing = target.saturating_sub(state.live_workers);
+        state.live_workers += missing;
+        let first = state.next_index;
+        state.next_index += missing;
+        let shrinking = state.live_workers > target;
+        drop(state);
+        if shrinking {
+            self.work_ready.notify_all();
+        }
+        first..first + missing
+    }
+
+    /// Takes back the reservations from [`set_target`](Self::set_target) for
+    /// `count` workers that will not be started after a spawn failed; the
+    /// pool's size becomes what it really has.
+    pub(crate) fn spawn_failed(&self, count: usize) {
+        let mut state = self.lock();
+        debug_assert!(state.live_workers >= count);
+        state.live_workers -= count;
+        state.target_workers = state.live_workers;
+        let wake = state.live_workers == 0 && state.idle_waiters > 0;
+        drop(state);
+        if wake {
+            self.became_idle.notify_all();
+        }
+    }
+
+    pub(crate) fn num_threads(&self) -> usize {
+        self.lock().target_workers
+    }
+
     pub(crate) fn queued_count(&self) -> usize {
-        self.lock().queue.len()
+        self.lock().queue.len
     }
 
     pub(crate) fn active_count(&self) -> usize {
@@ -243,12 +552,19 @@ impl Shared {
     }
 }
 
+/// Time left until `deadline`, or `None` if it has passed.
+fn remaining(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|left| !left.is_zero())
+}
+
 impl Drop for Shared {
     fn drop(&mut self) {
         // The last reference goes away only after every worker has exited,
         // and workers exit only once the queue is closed and drained.
         debug_assert!(
-            sync::panicking() || self.lock().queue.is_empty(),
+            sync::panicking() || self.lock().queue.len == 0,
             "a pool's state was dropped with jobs still queued"
         );
     }

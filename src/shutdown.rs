@@ -1,15 +1,20 @@
-//! Graceful shutdown: close, drain, join.
+//! Shutdown: graceful, immediate (`shutdown_now`) and with a deadline.
 //!
 //! # Protocol
 //!
-//! 1. `close` the queue: from here on every submission is refused with
-//!    [`SubmitErrorKind::ShutDown`](crate::SubmitErrorKind::ShutDown) and
-//!    its job handed back, and every sleeping worker is woken.
+//! 1. Close the queue: from here on every submission is refused with
+//!    [`SubmitErrorKind::ShutDown`](crate::SubmitErrorKind::ShutDown) and its
+//!    job handed back; every sleeping worker and blocked submitter is woken.
+//!    `shutdown_now` also takes every queued job, in the same critical
+//!    section, and marks the spawned ones handed back.
 //! 2. Workers keep taking jobs until the queue is empty; a worker that finds
 //!    it closed and empty exits. Nothing is dropped: a job leaves the queue
-//!    only by being run.
-//! 3. Join every worker. When that returns, every accepted job has finished
-//!    and no thread of the pool is left.
+//!    only by being run or handed back.
+//! 3. Join every worker. When that returns, every job that was not handed
+//!    back has finished and no thread of the pool is left.
+//!    `shutdown_timeout` first waits, with its deadline, for every worker to
+//!    have exited; if the deadline passes it detaches the workers instead,
+//!    and they finish draining on their own.
 //!
 //! **Shutdown from inside the pool.** A job may own the last reference to
 //! its own pool and drop it. That worker cannot join itself, so it instead
@@ -17,26 +22,75 @@
 //! every *other* worker, and detaches its own thread, which exits as soon as
 //! the job that called shutdown returns (the queue is closed and empty by
 //! then). The ledger holds when the call returns: every other accepted job
-//! has finished. Proven by `loom-tests/reentrancy.rs`
-//! (`drop_from_inside_a_job_does_not_deadlock`).
+//! has finished. Proven by `loom-tests/reentrancy.rs`.
 
+use crate::error::ShutdownTimedOut;
+use crate::job::Job;
 use crate::queue::Shared;
-use crate::sync::{self, Arc, JoinHandle};
+use crate::sync::{self, Instant, JoinHandle};
 use crate::worker;
 
-/// Shuts the pool down gracefully; see the module docs.
-pub(crate) fn graceful(shared: &Arc<Shared>, workers: Vec<JoinHandle<()>>) {
+/// `shutdown` and `drop`: close, drain, join.
+pub(crate) fn graceful(shared: &Shared, workers: Vec<JoinHandle<()>>) {
     shared.close();
-    let me = sync::current_thread_id();
-    if worker::is_worker_of(shared) {
-        while let Some(job) = shared.try_next_job() {
-            shared.run(job);
+    help_drain(shared, None);
+    join_all_but_self(workers);
+}
+
+/// `shutdown_now`: close and take the queue, then join.
+pub(crate) fn now(shared: &Shared, workers: Vec<JoinHandle<()>>) -> Vec<Job> {
+    let unstarted = shared.close_and_take_queue();
+    join_all_but_self(workers);
+    unstarted
+}
+
+/// `shutdown_timeout`: close, drain and join, unless `deadline` passes first.
+pub(crate) fn with_deadline(
+    shared: &Shared,
+    workers: Vec<JoinHandle<()>>,
+    deadline: Option<Instant>,
+) -> Result<(), ShutdownTimedOut> {
+    shared.close();
+    let inside = help_drain(shared, deadline);
+    match shared.wait_workers_exited(deadline, usize::from(inside)) {
+        Ok(()) => {
+            join_all_but_self(workers);
+            Ok(())
+        }
+        Err(left) => {
+            // Dropping the handles detaches the workers: they finish the
+            // queue and exit on their own.
+            drop(workers);
+            Err(ShutdownTimedOut {
+                queued: left.queued,
+                running: left.running,
+            })
         }
     }
+}
+
+/// On a worker of this pool, runs queued jobs here until the queue is empty
+/// (or `deadline` passes): the caller's own worker is busy running the caller
+/// and cannot. Returns whether the caller is such a worker.
+fn help_drain(shared: &Shared, deadline: Option<Instant>) -> bool {
+    let Some(index) = worker::index_in(shared) else {
+        return false;
+    };
+    while deadline.is_none_or(|deadline| Instant::now() < deadline) {
+        match shared.try_next_job(index) {
+            Some(job) => shared.run(job),
+            None => break,
+        }
+    }
+    true
+}
+
+/// Joins every worker except the calling thread, whose handle is dropped
+/// (detaching it): it exits after the job it is running returns.
+fn join_all_but_self(workers: Vec<JoinHandle<()>>) {
+    let me = sync::current_thread_id();
     for handle in workers {
         if handle.thread().id() == me {
-            // Our own thread: dropping the handle detaches it. It exits
-            // after the job we are running returns.
             continue;
         }
         // Workers catch every panic of user code, so a worker that ended by
