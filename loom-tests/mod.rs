@@ -1,3 +1,113 @@
-//! Loom models of weft's protocols. See `README.md` beside this file.
+//! Loom models of weft's protocols, compiled into the crate's own test build
+//! under `cfg(all(loom, test))`. The catalogue (property, scenario, threads,
+//! preemption bound, run time) and the mutations each model catches are in
+//! `README.md` beside this file.
+//!
+//! Conventions shared by every model:
+//!
+//! - A model builds its own pool inside the closure, shuts it down and joins
+//!   every thread it started before the closure returns.
+//! - At most 2 workers plus 1–2 caller threads (loom allows 5 with main).
+//! - Assertions run on the model's main thread or a caller thread, never
+//!   inside a job: the pool catches a job's panic, so an assertion there
+//!   would only be counted, not reported.
+//! - Run counters are loom atomics used with `Relaxed`: the happens-before
+//!   edge that makes a count visible must come from the pool's own locks and
+//!   joins, and loom would show a stale count if it were missing.
 
 mod exactly_once;
+mod handle;
+mod idle;
+mod panics;
+mod reentrancy;
+mod shutdown;
+mod wakeup;
+
+use std::panic;
+use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
+use std::sync::Once;
+
+use crate::sync::{self, Condvar, Mutex};
+
+/// Explores every interleaving of `f` with at most `preemption_bound`
+/// preemptions per execution. `LOOM_MAX_PREEMPTIONS` overrides the bound.
+///
+/// Prints how many executions were explored (visible with `--nocapture`);
+/// the count lives outside the model, so a std atomic is fine.
+fn model<F>(preemption_bound: usize, f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    let mut builder = loom::model::Builder::new();
+    // `Builder::new` has already read `LOOM_MAX_PREEMPTIONS` if it is set.
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(preemption_bound);
+    }
+    let bound = builder.preemption_bound;
+    let executions = std::sync::Arc::new(StdAtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&executions);
+    builder.check(move || {
+        counter.fetch_add(1, StdOrdering::Relaxed);
+        f();
+    });
+    eprintln!(
+        "loom: {} executions explored (preemption bound {bound:?})",
+        executions.load(StdOrdering::Relaxed)
+    );
+}
+
+/// The payload of every panic a model provokes on purpose.
+struct DeliberatePanic;
+
+/// Installs, once per test binary, a panic hook that stays quiet for
+/// [`DeliberatePanic`] payloads and forwards every other panic (a failed
+/// assertion in any model) to the default hook.
+fn silence_deliberate_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let default_hook = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<DeliberatePanic>() {
+                default_hook(info);
+            }
+        }));
+    });
+}
+
+/// A one-slot mailbox built on loom's `Mutex` and `Condvar`, independent of
+/// every wake-up inside the pool: models use it to hand a value between a
+/// job and a model thread, so that a lost wake-up in the pool shows up as a
+/// loom deadlock rather than being rescued by some other notification.
+struct Mailbox<T> {
+    slot: Mutex<Option<T>>,
+    filled: Condvar,
+}
+
+impl<T> Mailbox<T> {
+    fn new() -> Mailbox<T> {
+        Mailbox {
+            slot: Mutex::new(None),
+            filled: Condvar::new(),
+        }
+    }
+
+    /// Fills the slot and wakes the taker. Each mailbox is filled once.
+    fn put(&self, value: T) {
+        let mut slot = sync::lock(&self.slot);
+        assert!(slot.is_none(), "model bug: mailbox filled twice");
+        *slot = Some(value);
+        drop(slot);
+        self.filled.notify_one();
+    }
+
+    /// Blocks until the slot is filled, then empties it.
+    fn take(&self) -> T {
+        let mut slot = sync::lock(&self.slot);
+        loop {
+            if let Some(value) = slot.take() {
+                return value;
+            }
+            slot = sync::wait(&self.filled, slot);
+        }
+    }
+}
