@@ -1,34 +1,56 @@
 //! Property test of the ledger (`DESIGN.md`, "The ledger") over random
 //! operation sequences.
 //!
-//! A scenario is a pool size, one to three submitting threads (the owner plus
-//! up to two helpers holding `Handle`s) and a few phases of operations. Jobs
-//! complete, panic or sleep briefly, and may submit up to two children through
-//! `Handle::current()`. Every phase but the last ends with all threads quiet
-//! and a `wait_idle` whose counters must be exact; the owner may also call
-//! `wait_idle` while helpers keep submitting. In the last phase the owner shuts
-//! the pool down or drops it at a random point while the helpers still submit.
+//! A scenario is a pool size, an optional queue capacity, one to three
+//! submitting threads (the owner plus up to two helpers holding `Handle`s)
+//! and a few phases of operations. Submitters use every way in: `execute`,
+//! `try_execute` and `execute_timeout` (which may come back `Full` or
+//! `TimedOut` on a bounded queue, with the job inside) and `spawn`, whose
+//! handles are joined later, by `join` or as a `Future`. Jobs complete, panic
+//! or sleep briefly, and may submit up to two children through
+//! `Handle::current()` in any of those ways, joining the children they
+//! spawned before they end (so workers join their own pool's jobs). The owner
+//! may also call `wait_idle` while helpers keep submitting, join its handles,
+//! or resize the pool (`set_num_threads`, 0 included, which must be refused).
+//! Every phase but the last ends with all threads quiet and a `wait_idle`
+//! whose counters must be exact. In the last phase the owner ends the pool at
+//! a random point while the helpers still submit: `shutdown`, `drop`,
+//! `shutdown_now` (then runs or drops each handed-back job), or
+//! `shutdown_timeout` with a zero deadline (which may time out, leaving the
+//! workers to drain detached) or a generous one (which must not).
 //!
-//! Each job has a ledger entry: accepted or handed back, runs in the pool,
-//! runs outside it, whether its body finished, and how often its closure was
-//! dropped. Violations are recorded rather than asserted where they are found,
-//! because an assertion inside a job would just be caught by the pool.
+//! Each job has a ledger entry: accepted, refused (and returned), or handed
+//! back; runs in the pool; runs outside it; whether its body finished; how
+//! often its closure was dropped; and how a join of its handle ended. In the
+//! end each job must have run exactly once in the pool, or been handed back
+//! (then it ran 0 times in the pool, and once if the owner ran it), or been
+//! refused with a reason its call allows and come back unrun. Violations are
+//! recorded rather than asserted where they are found, because an assertion
+//! inside a job would just be caught by the pool.
 //!
-//! Cases: 64 by default, or `PROPTEST_CASES`.
+//! Cases: 256 by default (about a second), or `PROPTEST_CASES`.
 
 #![cfg(not(loom))]
 
+mod support;
+
 use std::any::Any;
+use std::cell::Cell;
+use std::collections::HashSet;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Mutex, Once};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier, Condvar, Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::FileFailurePersistence;
-use weft::{Builder, Handle, SubmitError, SubmitErrorKind, ThreadPool};
+use support::block_on;
+use weft::{
+    BuildError, Builder, Handle, Job, JoinError, JoinHandle, SubmitError, SubmitErrorKind,
+    ThreadPool,
+};
 
 /// Marker carried by every panic a job raises on purpose.
 const DELIBERATE: &str = "deliberate ledger panic";
@@ -39,6 +61,10 @@ const NO_PARENT: usize = usize::MAX;
 /// A case running longer than this is a hang: the watchdog aborts the process
 /// with the scenario rather than letting the test run stall.
 const HANG: Duration = Duration::from_secs(120);
+
+/// The non-zero timeout of `execute_timeout`: short, so that a full queue
+/// makes it time out now and then.
+const SHORT: Duration = Duration::from_micros(300);
 
 // ---------------------------------------------------------------------------
 // Scenarios
@@ -53,36 +79,80 @@ enum Kind {
     Slow,
 }
 
+/// How a test thread (owner or helper) submits a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// `execute`: waits while a bounded queue is full.
+    Execute,
+    /// `try_execute`: `Full` on a full bounded queue.
+    TryExecute,
+    /// `execute_timeout` with a zero or a [`SHORT`] timeout: `TimedOut` on a
+    /// bounded queue that stays full.
+    ExecuteTimeout { zero: bool },
+    /// `spawn`; the handle is joined later, by `join` or as a future.
+    Spawn { as_future: bool },
+}
+
+/// How a running job submits a child, through `Handle::current()`. From
+/// inside the pool a submission is never `Full` and never times out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChildVia {
+    Execute,
+    TryExecute,
+    /// `execute_timeout` with a zero timeout.
+    ExecuteTimeout,
+    /// `spawn`; the parent joins it before its own body ends.
+    SpawnJoin,
+    /// `spawn`; the handle is dropped at once (detached).
+    SpawnDetach,
+}
+
 #[derive(Clone, Debug)]
 struct JobSpec {
     kind: Kind,
     /// Children this job submits through `Handle::current()` when it runs.
-    children: Vec<Kind>,
+    children: Vec<(Kind, ChildVia)>,
 }
 
 #[derive(Clone, Debug)]
 enum OwnerOp {
-    Submit(JobSpec),
+    Submit(JobSpec, Via),
     /// `wait_idle` while helpers may still be submitting.
     WaitIdle,
+    /// Joins every handle the owner holds.
+    JoinSpawned,
+    /// `set_num_threads(n)`; `n == 0` must be refused.
+    Resize(usize),
 }
 
 #[derive(Clone, Copy, Debug)]
 enum Ending {
     Shutdown,
     Drop,
+    /// `shutdown_now`; handed-back job `i` is run if bit `i % 64` of the mask
+    /// is set, and dropped otherwise.
+    ShutdownNow {
+        run_mask: u64,
+    },
+    /// `shutdown_timeout`, with a zero deadline (it may time out) or a
+    /// generous one (it must not).
+    ShutdownTimeout {
+        zero: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
 struct Phase {
     owner: Vec<OwnerOp>,
     /// One list per helper thread.
-    helpers: Vec<Vec<JobSpec>>,
+    helpers: Vec<Vec<(JobSpec, Via)>>,
 }
 
 #[derive(Clone, Debug)]
 struct Scenario {
     pool_threads: usize,
+    /// `queue_capacity`, if bounded.
+    capacity: Option<usize>,
     panic_handler: bool,
     phases: Vec<Phase>,
     /// Where in the last phase's owner ops the owner ends the pool.
@@ -102,11 +172,16 @@ impl Scenario {
                     .owner
                     .iter()
                     .map(|op| match op {
-                        OwnerOp::Submit(spec) => cost(spec),
-                        OwnerOp::WaitIdle => 0,
+                        OwnerOp::Submit(spec, _) => cost(spec),
+                        OwnerOp::WaitIdle | OwnerOp::JoinSpawned | OwnerOp::Resize(_) => 0,
                     })
                     .sum();
-                let helpers: usize = phase.helpers.iter().flatten().map(cost).sum();
+                let helpers: usize = phase
+                    .helpers
+                    .iter()
+                    .flatten()
+                    .map(|(spec, _)| cost(spec))
+                    .sum();
                 owner + helpers
             })
             .sum()
@@ -117,21 +192,54 @@ fn kind() -> impl Strategy<Value = Kind> {
     prop_oneof![4 => Just(Kind::Quick), 2 => Just(Kind::Panic), 2 => Just(Kind::Slow)]
 }
 
+fn via() -> impl Strategy<Value = Via> {
+    prop_oneof![
+        4 => Just(Via::Execute),
+        2 => Just(Via::TryExecute),
+        2 => any::<bool>().prop_map(|zero| Via::ExecuteTimeout { zero }),
+        3 => any::<bool>().prop_map(|as_future| Via::Spawn { as_future }),
+    ]
+}
+
+fn child_via() -> impl Strategy<Value = ChildVia> {
+    prop_oneof![
+        3 => Just(ChildVia::Execute),
+        1 => Just(ChildVia::TryExecute),
+        1 => Just(ChildVia::ExecuteTimeout),
+        3 => Just(ChildVia::SpawnJoin),
+        1 => Just(ChildVia::SpawnDetach),
+    ]
+}
+
 fn job_spec() -> impl Strategy<Value = JobSpec> {
-    (kind(), prop::collection::vec(kind(), 0..=2))
+    (kind(), prop::collection::vec((kind(), child_via()), 0..=2))
         .prop_map(|(kind, children)| JobSpec { kind, children })
 }
 
 fn owner_op() -> impl Strategy<Value = OwnerOp> {
-    prop_oneof![5 => job_spec().prop_map(OwnerOp::Submit), 1 => Just(OwnerOp::WaitIdle)]
+    prop_oneof![
+        10 => (job_spec(), via()).prop_map(|(spec, via)| OwnerOp::Submit(spec, via)),
+        2 => Just(OwnerOp::WaitIdle),
+        1 => Just(OwnerOp::JoinSpawned),
+        1 => (0..=4usize).prop_map(OwnerOp::Resize),
+    ]
 }
 
 fn phase(helpers: usize) -> impl Strategy<Value = Phase> {
     (
         prop::collection::vec(owner_op(), 0..10),
-        prop::collection::vec(prop::collection::vec(job_spec(), 0..10), helpers),
+        prop::collection::vec(prop::collection::vec((job_spec(), via()), 0..10), helpers),
     )
         .prop_map(|(owner, helpers)| Phase { owner, helpers })
+}
+
+fn ending() -> impl Strategy<Value = Ending> {
+    prop_oneof![
+        Just(Ending::Shutdown),
+        Just(Ending::Drop),
+        any::<u64>().prop_map(|run_mask| Ending::ShutdownNow { run_mask }),
+        any::<bool>().prop_map(|zero| Ending::ShutdownTimeout { zero }),
+    ]
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
@@ -139,15 +247,17 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         .prop_flat_map(|(pool_threads, helpers)| {
             (
                 Just(pool_threads),
+                prop::option::of(1..=3usize),
                 any::<bool>(),
                 prop::collection::vec(phase(helpers), 1..=3),
                 any::<Index>(),
-                prop_oneof![Just(Ending::Shutdown), Just(Ending::Drop)],
+                ending(),
             )
         })
         .prop_map(
-            |(pool_threads, panic_handler, phases, end_at, ending)| Scenario {
+            |(pool_threads, capacity, panic_handler, phases, end_at, ending)| Scenario {
                 pool_threads,
+                capacity,
                 panic_handler,
                 phases,
                 end_at,
@@ -160,33 +270,77 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 // The ledger
 // ---------------------------------------------------------------------------
 
+/// `Entry::join`: how a join of the job's handle ended.
+const JOIN_NONE: u8 = 0;
+const JOIN_OK: u8 = 1;
+const JOIN_PANIC: u8 = 2;
+const JOIN_CANCELLED: u8 = 3;
+
 #[derive(Default)]
 struct Entry {
     /// The job that submitted this one, or [`NO_PARENT`].
     parent: AtomicUsize,
     panics: AtomicBool,
+    /// Submitted by `spawn`: a panic goes to its handle, not the handler.
+    spawned: AtomicBool,
     /// Its submission returned `Ok`.
     accepted: AtomicBool,
     /// Its submission returned `Err` and the closure came back out of it.
     returned: AtomicBool,
+    /// It came back from `shutdown_now` (seen when the owner ran or dropped
+    /// it).
+    handed_back: AtomicBool,
     pool_runs: AtomicUsize,
-    /// Runs by a caller that got it handed back.
+    /// Runs by a caller that got it back (refused, or handed back).
     outside_runs: AtomicUsize,
     /// Its body ended (normally or by unwinding) after running.
     finished: AtomicBool,
     /// Times its closure was dropped (run or not): must end up exactly 1.
     drops: AtomicUsize,
+    /// How a join of its handle ended (`JOIN_*`).
+    join: AtomicU8,
+    /// That join was made on a worker of the pool.
+    joined_inside: AtomicBool,
 }
 
 struct Ledger {
     entries: Vec<Entry>,
     next_id: AtomicUsize,
-    /// Set by the owner just before it shuts the pool down or drops it.
+    /// Set by the owner just before it ends the pool.
     ending_begun: AtomicBool,
     violations: Mutex<Vec<String>>,
 }
 
+/// A job's body: returns its id, which is also the value a spawned job's
+/// handle yields.
+type Body = Box<dyn FnOnce() -> usize + Send + 'static>;
 type BoxedJob = Box<dyn FnOnce() + Send + 'static>;
+
+/// An `execute`d job is the body with its value dropped.
+fn as_job(body: Body) -> BoxedJob {
+    Box::new(move || {
+        body();
+    })
+}
+
+/// A refused submission: why, and the job that came back.
+type Refused = (SubmitErrorKind, BoxedJob);
+
+fn refused_job(err: SubmitError<BoxedJob>) -> Refused {
+    (err.kind(), err.into_inner())
+}
+
+fn refused_spawn(err: SubmitError<Body>) -> Refused {
+    (err.kind(), as_job(err.into_inner()))
+}
+
+/// Which refusal other than `ShutDown` a submission may get.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MayRefuse {
+    Never,
+    Full,
+    TimedOut,
+}
 
 /// What to do with a job that comes back refused.
 #[derive(Clone, Copy)]
@@ -196,6 +350,16 @@ enum OnRefusal {
     /// Drop it unrun (inside a pool job, where running it would look like a
     /// pool run).
     Drop,
+}
+
+thread_local! {
+    /// Set while the owner runs or drops the jobs `shutdown_now` handed back,
+    /// so that each of them can record that it was handed back.
+    static HANDLING_HANDED_BACK: Cell<bool> = const { Cell::new(false) };
+}
+
+fn handling_handed_back() -> bool {
+    HANDLING_HANDED_BACK.with(Cell::get)
 }
 
 impl Ledger {
@@ -231,23 +395,28 @@ impl Ledger {
     fn record_submission(
         &self,
         id: usize,
-        result: Result<(), SubmitError<BoxedJob>>,
+        result: Result<(), Refused>,
+        may_refuse: MayRefuse,
         on_refusal: OnRefusal,
     ) {
         let entry = self.entry(id);
         match result {
             Ok(()) => entry.accepted.store(true, SeqCst),
-            Err(err) => {
-                if err.kind() != SubmitErrorKind::ShutDown {
-                    self.violation(format!("job {id} refused as {:?}", err.kind()));
-                }
-                // A refusal happens after `close`, which the owner only calls
-                // after setting `ending_begun`.
-                if !self.ending_begun.load(SeqCst) {
-                    self.violation(format!("job {id} refused before shutdown began"));
+            Err((kind, job)) => {
+                let allowed = match kind {
+                    // A refusal happens after `close`, which the owner only
+                    // calls after setting `ending_begun`.
+                    SubmitErrorKind::ShutDown => self.ending_begun.load(SeqCst),
+                    SubmitErrorKind::Full => may_refuse == MayRefuse::Full,
+                    SubmitErrorKind::TimedOut => may_refuse == MayRefuse::TimedOut,
+                };
+                if !allowed {
+                    self.violation(format!(
+                        "job {id} refused as {kind:?} (ending begun: {})",
+                        self.ending_begun.load(SeqCst)
+                    ));
                 }
                 entry.returned.store(true, SeqCst);
-                let job = err.into_inner();
                 if entry.pool_runs.load(SeqCst) != 0 {
                     self.violation(format!("refused job {id} ran in the pool"));
                 }
@@ -261,11 +430,48 @@ impl Ledger {
             }
         }
     }
+
+    /// Records how joining job `id` ended and checks it against the job.
+    fn record_join(&self, id: usize, result: Result<usize, JoinError>, inside: bool) {
+        let entry = self.entry(id);
+        let outcome = match result {
+            Ok(value) => {
+                if value != id {
+                    self.violation(format!("job {id} joined with job {value}'s value"));
+                }
+                if entry.panics.load(SeqCst) {
+                    self.violation(format!("panicking job {id} joined Ok"));
+                }
+                JOIN_OK
+            }
+            Err(err) if err.is_panic() => {
+                if !entry.panics.load(SeqCst) {
+                    self.violation(format!("job {id} joined as a panic but never panics"));
+                }
+                let payload = err.into_panic();
+                if !payload_text(&*payload).is_some_and(|t| t.contains(DELIBERATE)) {
+                    self.violation(format!("job {id} joined with a foreign panic payload"));
+                }
+                JOIN_PANIC
+            }
+            Err(err) => {
+                if !err.is_cancelled() {
+                    self.violation(format!("job {id}: a JoinError neither panic nor cancel"));
+                }
+                JOIN_CANCELLED
+            }
+        };
+        if entry.join.swap(outcome, SeqCst) != JOIN_NONE {
+            self.violation(format!("job {id} was joined twice"));
+        }
+        entry.joined_inside.store(inside, SeqCst);
+    }
 }
 
 /// Owned by each job's closure: notes when the body ends (its drop runs at
 /// the end of the body or while it unwinds) and when the closure is dropped
-/// without running, which is allowed only after it was handed back.
+/// without running, which is allowed only after it was refused or handed
+/// back.
 struct Token {
     ledger: Arc<Ledger>,
     id: usize,
@@ -277,6 +483,8 @@ impl Drop for Token {
         let ran = entry.pool_runs.load(SeqCst) + entry.outside_runs.load(SeqCst) > 0;
         if ran {
             entry.finished.store(true, SeqCst);
+        } else if handling_handed_back() {
+            entry.handed_back.store(true, SeqCst);
         } else if !entry.returned.load(SeqCst) {
             self.ledger.violation(format!(
                 "job {} was dropped without running and without being handed back",
@@ -291,41 +499,234 @@ impl Drop for Token {
 fn new_job(
     ledger: &Arc<Ledger>,
     kind: Kind,
-    children: Vec<Kind>,
+    children: Vec<(Kind, ChildVia)>,
     parent: usize,
-) -> (usize, BoxedJob) {
+    spawned: bool,
+) -> (usize, Body) {
     let id = ledger.next_id.fetch_add(1, SeqCst);
     assert!(id < ledger.entries.len(), "ledger capacity miscounted");
     let entry = ledger.entry(id);
     entry.parent.store(parent, SeqCst);
     entry.panics.store(kind == Kind::Panic, SeqCst);
+    entry.spawned.store(spawned, SeqCst);
     let token = Token {
         ledger: Arc::clone(ledger),
         id,
     };
-    let job = move || {
+    let body = move || {
         let token = token;
         let ledger = &token.ledger;
         let entry = ledger.entry(token.id);
         let pool = Handle::current();
         match pool {
             Some(_) => entry.pool_runs.fetch_add(1, SeqCst),
-            None => entry.outside_runs.fetch_add(1, SeqCst),
+            None => {
+                if handling_handed_back() {
+                    entry.handed_back.store(true, SeqCst);
+                }
+                entry.outside_runs.fetch_add(1, SeqCst)
+            }
         };
         if let Some(pool) = pool {
-            for child in children {
-                let (child_id, child_job) = new_job(ledger, child, Vec::new(), token.id);
-                let result = pool.execute(child_job);
-                ledger.record_submission(child_id, result, OnRefusal::Drop);
-            }
+            submit_children(ledger, &pool, token.id, children);
         }
         match kind {
             Kind::Quick => {}
             Kind::Slow => thread::sleep(Duration::from_micros(200)),
             Kind::Panic => panic!("{DELIBERATE} (job {})", token.id),
         }
+        token.id
     };
-    (id, Box::new(job))
+    (id, Box::new(body))
+}
+
+/// A running job submits its children to its own pool, then joins the ones
+/// it spawned to join. Nothing submitted from inside may be `Full` or time
+/// out; only a shutdown may refuse it.
+fn submit_children(
+    ledger: &Arc<Ledger>,
+    pool: &Handle,
+    parent: usize,
+    children: Vec<(Kind, ChildVia)>,
+) {
+    let mut joins = Vec::new();
+    for (kind, via) in children {
+        let spawned = matches!(via, ChildVia::SpawnJoin | ChildVia::SpawnDetach);
+        let (id, body) = new_job(ledger, kind, Vec::new(), parent, spawned);
+        let result = match via {
+            ChildVia::Execute => pool.execute(as_job(body)).map_err(refused_job),
+            ChildVia::TryExecute => pool.try_execute(as_job(body)).map_err(refused_job),
+            ChildVia::ExecuteTimeout => pool
+                .execute_timeout(as_job(body), Duration::ZERO)
+                .map_err(refused_job),
+            ChildVia::SpawnJoin | ChildVia::SpawnDetach => match pool.spawn(body) {
+                Ok(handle) => {
+                    if via == ChildVia::SpawnJoin {
+                        joins.push((id, handle));
+                    }
+                    Ok(())
+                }
+                Err(err) => Err(refused_spawn(err)),
+            },
+        };
+        ledger.record_submission(id, result, MayRefuse::Never, OnRefusal::Drop);
+    }
+    for (id, handle) in joins {
+        ledger.record_join(id, handle.join(), true);
+    }
+}
+
+/// A handle held by a test thread, to be joined later.
+struct Held {
+    id: usize,
+    handle: JoinHandle<usize>,
+    as_future: bool,
+}
+
+fn join_all(ledger: &Ledger, held: &mut Vec<Held>) {
+    for Held {
+        id,
+        handle,
+        as_future,
+    } in held.drain(..)
+    {
+        let result = if as_future {
+            block_on(handle)
+        } else {
+            handle.join()
+        };
+        ledger.record_join(id, result, false);
+    }
+}
+
+/// The owner submits through the pool while it lives, then through a handle.
+enum Submitter<'a> {
+    Pool(&'a ThreadPool),
+    Handle(&'a Handle),
+}
+
+impl Submitter<'_> {
+    fn execute(&self, job: BoxedJob) -> Result<(), SubmitError<BoxedJob>> {
+        match self {
+            Submitter::Pool(pool) => {
+                pool.execute(job);
+                Ok(())
+            }
+            Submitter::Handle(handle) => handle.execute(job),
+        }
+    }
+
+    fn try_execute(&self, job: BoxedJob) -> Result<(), SubmitError<BoxedJob>> {
+        match self {
+            Submitter::Pool(pool) => pool.try_execute(job),
+            Submitter::Handle(handle) => handle.try_execute(job),
+        }
+    }
+
+    fn execute_timeout(
+        &self,
+        job: BoxedJob,
+        timeout: Duration,
+    ) -> Result<(), SubmitError<BoxedJob>> {
+        match self {
+            Submitter::Pool(pool) => pool.execute_timeout(job, timeout),
+            Submitter::Handle(handle) => handle.execute_timeout(job, timeout),
+        }
+    }
+
+    fn spawn(&self, body: Body) -> Result<JoinHandle<usize>, SubmitError<Body>> {
+        match self {
+            Submitter::Pool(pool) => Ok(pool.spawn(body)),
+            Submitter::Handle(handle) => handle.spawn(body),
+        }
+    }
+}
+
+/// Submits a top-level job from a test thread; returns whether it was
+/// accepted. A refused job is run here.
+fn submit_from_outside(
+    ledger: &Arc<Ledger>,
+    submitter: Submitter<'_>,
+    spec: &JobSpec,
+    via: Via,
+    bounded: bool,
+    held: &mut Vec<Held>,
+) -> bool {
+    let spawned = matches!(via, Via::Spawn { .. });
+    let (id, body) = new_job(ledger, spec.kind, spec.children.clone(), NO_PARENT, spawned);
+    let may_refuse = match via {
+        Via::TryExecute if bounded => MayRefuse::Full,
+        Via::ExecuteTimeout { .. } if bounded => MayRefuse::TimedOut,
+        _ => MayRefuse::Never,
+    };
+    let result = match via {
+        Via::Execute => submitter.execute(as_job(body)).map_err(refused_job),
+        Via::TryExecute => submitter.try_execute(as_job(body)).map_err(refused_job),
+        Via::ExecuteTimeout { zero } => {
+            let timeout = if zero { Duration::ZERO } else { SHORT };
+            submitter
+                .execute_timeout(as_job(body), timeout)
+                .map_err(refused_job)
+        }
+        Via::Spawn { as_future } => match submitter.spawn(body) {
+            Ok(handle) => {
+                held.push(Held {
+                    id,
+                    handle,
+                    as_future,
+                });
+                Ok(())
+            }
+            Err(err) => Err(refused_spawn(err)),
+        },
+    };
+    let accepted = result.is_ok();
+    ledger.record_submission(id, result, may_refuse, OnRefusal::CallHere);
+    accepted
+}
+
+// ---------------------------------------------------------------------------
+// Workers
+// ---------------------------------------------------------------------------
+
+/// The pool's worker threads, counted through its hooks: the name hook is
+/// called (on the spawning thread) for every worker before it is spawned, so
+/// a worker is known even before it has run its start hook.
+#[derive(Default)]
+struct Workers {
+    counts: Mutex<WorkerCounts>,
+    changed: Condvar,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct WorkerCounts {
+    /// Distinct worker indices named (indices are never reused).
+    named: usize,
+    started: usize,
+    stopped: usize,
+}
+
+impl Workers {
+    fn update(&self, change: impl FnOnce(&mut WorkerCounts)) {
+        change(&mut self.counts.lock().unwrap());
+        self.changed.notify_all();
+    }
+
+    fn counts(&self) -> WorkerCounts {
+        *self.counts.lock().unwrap()
+    }
+
+    /// Waits until every worker ever named has started and stopped (after a
+    /// timed-out `shutdown_timeout`, the detached workers drain on their
+    /// own); false after [`HANG`].
+    fn wait_all_stopped(&self) -> bool {
+        let all_stopped = |c: &mut WorkerCounts| c.named == c.started && c.started == c.stopped;
+        let (mut counts, timeout) = self
+            .changed
+            .wait_timeout_while(self.counts.lock().unwrap(), HANG, |c| !all_stopped(c))
+            .unwrap();
+        all_stopped(&mut counts) && !timeout.timed_out()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -336,13 +737,15 @@ fn new_job(
 /// such a job submitted) ran exactly once and finished, and the counters
 /// cover at least those jobs and at most the runs recorded. When `quiet`
 /// (no thread is submitting), every job so far is covered and the counters
-/// must be exact.
+/// must be exact, the panic handler must have seen exactly the panics of
+/// `execute`d jobs (a spawned job's panic goes to its handle), and the pool
+/// must report the size it was last set to.
 /// `handled` counts the panic handler's calls, if one is installed.
 fn wait_idle_and_check(
     ledger: &Ledger,
     pool: &ThreadPool,
     handled: Option<&AtomicUsize>,
-    quiet: bool,
+    quiet: Option<usize>,
 ) {
     let accepted_before: Vec<bool> = (0..ledger.created())
         .map(|id| ledger.entry(id).accepted.load(SeqCst))
@@ -358,10 +761,10 @@ fn wait_idle_and_check(
     for id in 0..ledger.created() {
         let entry = ledger.entry(id);
         let parent = entry.parent.load(SeqCst);
-        let is_covered = quiet
+        let is_covered = quiet.is_some()
             || was_accepted_before(id)
             || (parent != NO_PARENT && was_accepted_before(parent));
-        if !is_covered {
+        if !is_covered || entry.returned.load(SeqCst) {
             continue;
         }
         covered += 1;
@@ -385,10 +788,14 @@ fn wait_idle_and_check(
             "after wait_idle: completed {completed} + panicked {panicked} > {total_runs} runs"
         ));
     }
-    if quiet {
-        let panicking_runs: usize = (0..ledger.created())
-            .filter(|&id| ledger.entry(id).panics.load(SeqCst))
-            .map(|id| ledger.entry(id).pool_runs.load(SeqCst))
+    if let Some(size) = quiet {
+        let panicking = |id: &usize| ledger.entry(*id).panics.load(SeqCst);
+        let runs = |id: usize| ledger.entry(id).pool_runs.load(SeqCst);
+        let panicking_runs: usize = (0..ledger.created()).filter(panicking).map(runs).sum();
+        let handled_runs: usize = (0..ledger.created())
+            .filter(panicking)
+            .filter(|&id| !ledger.entry(id).spawned.load(SeqCst))
+            .map(runs)
             .sum();
         if panicked != panicking_runs || completed != total_runs - panicking_runs {
             ledger.violation(format!(
@@ -399,63 +806,92 @@ fn wait_idle_and_check(
         if pool.queued_count() != 0 || pool.active_count() != 0 {
             ledger.violation("idle pool reports queued or active jobs".to_owned());
         }
-        if handler_calls.is_some_and(|calls| calls != panicked) {
+        if handler_calls.is_some_and(|calls| calls != handled_runs) {
             ledger.violation(format!(
-                "panic handler called {handler_calls:?} times for {panicked} panics"
+                "panic handler called {handler_calls:?} times for {handled_runs} panics \
+                 of executed jobs ({panicked} panics in all)"
+            ));
+        }
+        if pool.num_threads() != size {
+            ledger.violation(format!(
+                "num_threads() is {} but the pool was set to {size}",
+                pool.num_threads()
             ));
         }
     }
 }
 
-/// Right after `shutdown`/`drop` returned: every accepted job has finished,
-/// and every worker has stopped.
-fn check_at_end(ledger: &Ledger, stops: usize, pool_threads: usize) {
-    if stops != pool_threads {
+/// Right after the pool's end returned (unless a `shutdown_timeout` timed
+/// out): every worker ever started has stopped, and every job that ran in
+/// the pool ran once and has finished; an accepted job that has not run must
+/// have been handed back (checked once the owner has dealt with those).
+fn check_at_end(ledger: &Ledger, workers: &Workers, may_hand_back: bool) {
+    let counts = workers.counts();
+    if counts.named != counts.started || counts.started != counts.stopped {
         ledger.violation(format!(
-            "{stops} of {pool_threads} workers stopped when the pool's end returned"
+            "not every worker had stopped when the pool's end returned: {counts:?}"
         ));
     }
     for id in 0..ledger.created() {
         let entry = ledger.entry(id);
         let runs = entry.pool_runs.load(SeqCst);
-        if (entry.accepted.load(SeqCst) || runs > 0) && (runs != 1 || !entry.finished.load(SeqCst))
-        {
+        let accepted = entry.accepted.load(SeqCst);
+        let finished = entry.finished.load(SeqCst);
+        let ok = match runs {
+            0 => !accepted || may_hand_back,
+            1 => finished,
+            _ => false,
+        };
+        if !ok {
             ledger.violation(format!(
-                "at the end: job {id} pool_runs={runs} finished={}",
-                entry.finished.load(SeqCst)
+                "at the end: job {id} accepted={accepted} pool_runs={runs} finished={finished}"
             ));
         }
     }
 }
 
 /// After every thread is done: each job was accepted and ran once in the
-/// pool, or was handed back and never ran there; each closure was dropped
-/// exactly once; nothing ran after the pool's end returned.
-fn final_check(ledger: &Ledger, runs_at_end: usize) {
+/// pool, or was accepted and handed back (never ran there, and ran once
+/// outside if the owner ran it), or was refused and came back; each closure
+/// was dropped exactly once; each join saw what happened to its job; and,
+/// unless a `shutdown_timeout` timed out, nothing ran after the pool's end
+/// returned.
+fn final_check(ledger: &Ledger, runs_at_end: Option<usize>) {
     let total = ledger.total_pool_runs();
-    if total != runs_at_end {
-        ledger.violation(format!(
-            "{} job runs happened after the pool's end returned",
-            total - runs_at_end
-        ));
+    if let Some(runs_at_end) = runs_at_end {
+        if total != runs_at_end {
+            ledger.violation(format!(
+                "{} job runs happened after the pool's end returned",
+                total - runs_at_end
+            ));
+        }
     }
     for id in 0..ledger.created() {
         let entry = ledger.entry(id);
         let accepted = entry.accepted.load(SeqCst);
         let returned = entry.returned.load(SeqCst);
+        let handed_back = entry.handed_back.load(SeqCst);
         let runs = entry.pool_runs.load(SeqCst);
         let outside = entry.outside_runs.load(SeqCst);
         let drops = entry.drops.load(SeqCst);
         let finished = entry.finished.load(SeqCst);
-        let ok = match (accepted, returned) {
-            (true, false) => runs == 1 && outside == 0 && finished,
-            (false, true) => runs == 0 && outside <= 1,
+        let ok = match (accepted, returned, handed_back) {
+            (true, false, false) => runs == 1 && outside == 0 && finished,
+            (true, false, true) => runs == 0 && outside <= 1,
+            (false, true, false) => runs == 0 && outside <= 1,
             _ => false,
         };
-        if !ok || drops != 1 {
+        let join = entry.join.load(SeqCst);
+        let join_ok = match join {
+            JOIN_NONE => true,
+            JOIN_OK | JOIN_PANIC => runs + outside == 1,
+            _ => handed_back && runs == 0 && (entry.joined_inside.load(SeqCst) || outside == 0),
+        };
+        if !ok || drops != 1 || !join_ok {
             ledger.violation(format!(
-                "job {id}: accepted={accepted} returned={returned} pool_runs={runs} \
-                 outside_runs={outside} finished={finished} drops={drops}"
+                "job {id}: accepted={accepted} returned={returned} handed_back={handed_back} \
+                 pool_runs={runs} outside_runs={outside} finished={finished} drops={drops} \
+                 join={join} (0 none, 1 ok, 2 panic, 3 cancelled)"
             ));
         }
     }
@@ -467,15 +903,29 @@ fn final_check(ledger: &Ledger, runs_at_end: usize) {
 
 fn run(scenario: &Scenario) -> Vec<String> {
     let ledger = Arc::new(Ledger::new(scenario.max_jobs()));
-    let stops = Arc::new(AtomicUsize::new(0));
+    let workers = Arc::new(Workers::default());
     let handled = Arc::new(AtomicUsize::new(0));
+    let bounded = scenario.capacity.is_some();
 
-    let stop_count = Arc::clone(&stops);
+    let (on_name, on_start, on_stop) = (
+        Arc::clone(&workers),
+        Arc::clone(&workers),
+        Arc::clone(&workers),
+    );
+    let named = Mutex::new(HashSet::new());
     let mut builder = Builder::new()
         .num_threads(scenario.pool_threads)
-        .on_thread_stop(move |_| {
-            stop_count.fetch_add(1, SeqCst);
-        });
+        .thread_name(move |index| {
+            if named.lock().unwrap().insert(index) {
+                on_name.update(|c| c.named += 1);
+            }
+            format!("weft-{index}")
+        })
+        .on_thread_start(move |_| on_start.update(|c| c.started += 1))
+        .on_thread_stop(move |_| on_stop.update(|c| c.stopped += 1));
+    if let Some(capacity) = scenario.capacity {
+        builder = builder.queue_capacity(capacity);
+    }
     if scenario.panic_handler {
         let (handled, ledger) = (Arc::clone(&handled), Arc::clone(&ledger));
         builder = builder.panic_handler(move |payload: Box<dyn Any + Send>| {
@@ -497,14 +947,16 @@ fn run(scenario: &Scenario) -> Vec<String> {
         for helper in 0..helpers {
             let (handle, ledger, barrier) = (handle.clone(), &ledger, &barrier);
             scope.spawn(move || {
+                let mut held = Vec::new();
                 for (index, phase) in scenario.phases.iter().enumerate() {
                     barrier.wait(); // phase starts
-                    for spec in &phase.helpers[helper] {
-                        let (id, job) =
-                            new_job(ledger, spec.kind, spec.children.clone(), NO_PARENT);
-                        let result = handle.execute(job);
-                        ledger.record_submission(id, result, OnRefusal::CallHere);
+                    for (spec, via) in &phase.helpers[helper] {
+                        let submitter = Submitter::Handle(&handle);
+                        submit_from_outside(ledger, submitter, spec, *via, bounded, &mut held);
                     }
+                    // In the last phase this may wait for the owner to run
+                    // or drop a job that shutdown_now handed back.
+                    join_all(ledger, &mut held);
                     if index != last_phase {
                         barrier.wait(); // phase ends: the owner checks
                     }
@@ -513,6 +965,8 @@ fn run(scenario: &Scenario) -> Vec<String> {
         }
 
         let mut pool = Some(pool);
+        let mut size = scenario.pool_threads;
+        let mut held = Vec::new();
         let mut runs_at_end = None;
         for (index, phase) in scenario.phases.iter().enumerate() {
             barrier.wait();
@@ -520,60 +974,134 @@ fn run(scenario: &Scenario) -> Vec<String> {
                 (index == last_phase).then(|| scenario.end_at.index(phase.owner.len() + 1));
             for (at, op) in phase.owner.iter().enumerate() {
                 if end_at == Some(at) {
-                    runs_at_end = Some(end_pool(&ledger, pool.take().unwrap(), scenario, &stops));
+                    let live = pool.take().unwrap();
+                    runs_at_end = Some(end_pool(&ledger, live, scenario, &workers));
                 }
                 match (op, &pool) {
-                    (OwnerOp::Submit(spec), Some(live)) => {
-                        let (id, job) =
-                            new_job(&ledger, spec.kind, spec.children.clone(), NO_PARENT);
-                        live.execute(job);
-                        ledger.record_submission(id, Ok(()), OnRefusal::CallHere);
+                    (OwnerOp::Submit(spec, via), Some(live)) => {
+                        let submitter = Submitter::Pool(live);
+                        submit_from_outside(&ledger, submitter, spec, *via, bounded, &mut held);
                     }
-                    (OwnerOp::Submit(spec), None) => {
-                        let (id, job) =
-                            new_job(&ledger, spec.kind, spec.children.clone(), NO_PARENT);
-                        let result = handle.execute(job);
-                        if result.is_ok() {
-                            ledger.violation(format!(
-                                "job {id} accepted after the pool's end returned"
-                            ));
+                    (OwnerOp::Submit(spec, via), None) => {
+                        let submitter = Submitter::Handle(&handle);
+                        if submit_from_outside(&ledger, submitter, spec, *via, bounded, &mut held) {
+                            ledger.violation("a job was accepted after the pool's end".to_owned());
                         }
-                        ledger.record_submission(id, result, OnRefusal::CallHere);
                     }
                     (OwnerOp::WaitIdle, Some(live)) => {
-                        wait_idle_and_check(&ledger, live, handled, false)
+                        wait_idle_and_check(&ledger, live, handled, None)
                     }
-                    (OwnerOp::WaitIdle, None) => {}
+                    (OwnerOp::JoinSpawned, _) => join_all(&ledger, &mut held),
+                    (OwnerOp::Resize(n), Some(live)) => {
+                        match live.set_num_threads(*n) {
+                            Ok(()) if *n > 0 => size = *n,
+                            Err(BuildError::ZeroThreads) if *n == 0 => {}
+                            other => ledger.violation(format!("set_num_threads({n}): {other:?}")),
+                        }
+                        if live.num_threads() != size {
+                            ledger.violation(format!(
+                                "num_threads() is {} right after setting {size}",
+                                live.num_threads()
+                            ));
+                        }
+                    }
+                    (OwnerOp::WaitIdle | OwnerOp::Resize(_), None) => {}
                 }
             }
             if index != last_phase {
                 barrier.wait();
                 let live = pool.as_ref().unwrap();
-                wait_idle_and_check(&ledger, live, handled, true);
+                wait_idle_and_check(&ledger, live, handled, Some(size));
             } else if let Some(live) = pool.take() {
                 // The end was placed after the last op.
-                runs_at_end = Some(end_pool(&ledger, live, scenario, &stops));
+                runs_at_end = Some(end_pool(&ledger, live, scenario, &workers));
             }
         }
+        join_all(&ledger, &mut held);
         runs_at_end.expect("the pool was ended")
     });
-    // The scope has joined the helpers: every submission is recorded.
+    // The scope has joined the helpers: every submission and join is
+    // recorded. After a timed-out shutdown_timeout the detached workers may
+    // still be draining; wait for them.
+    if !workers.wait_all_stopped() {
+        ledger.violation(format!(
+            "the workers never all stopped: {:?}",
+            workers.counts()
+        ));
+    }
     final_check(&ledger, runs_at_end);
     drop(handle);
     let violations = std::mem::take(&mut *ledger.violations.lock().unwrap());
     violations
 }
 
-/// Shuts the pool down or drops it, checks the ledger at that moment, and
-/// returns the number of pool runs then.
-fn end_pool(ledger: &Ledger, pool: ThreadPool, scenario: &Scenario, stops: &AtomicUsize) -> usize {
+/// Ends the pool as the scenario says, checks the ledger at that moment, and
+/// deals with any handed-back jobs. Returns the number of pool runs when the
+/// end returned, or `None` if a `shutdown_timeout` timed out (the detached
+/// workers keep running jobs).
+fn end_pool(
+    ledger: &Ledger,
+    pool: ThreadPool,
+    scenario: &Scenario,
+    workers: &Workers,
+) -> Option<usize> {
     ledger.ending_begun.store(true, SeqCst);
+    let mut handed_back = None;
+    let mut drained = true;
     match scenario.ending {
         Ending::Shutdown => pool.shutdown(),
         Ending::Drop => drop(pool),
+        Ending::ShutdownNow { run_mask } => handed_back = Some((pool.shutdown_now(), run_mask)),
+        Ending::ShutdownTimeout { zero } => {
+            let timeout = if zero { Duration::ZERO } else { HANG };
+            if let Err(err) = pool.shutdown_timeout(timeout) {
+                if !zero {
+                    ledger.violation(format!("shutdown_timeout({timeout:?}) failed: {err}"));
+                }
+                drained = false;
+            }
+        }
     }
-    check_at_end(ledger, stops.load(SeqCst), scenario.pool_threads);
-    ledger.total_pool_runs()
+    let runs_at_end = drained.then(|| {
+        check_at_end(ledger, workers, handed_back.is_some());
+        ledger.total_pool_runs()
+    });
+    if let Some((jobs, run_mask)) = handed_back {
+        handle_handed_back(ledger, jobs, run_mask);
+    }
+    runs_at_end
+}
+
+/// Runs or drops each job `shutdown_now` handed back, as the mask says, and
+/// checks that exactly those jobs record having been handed back.
+fn handle_handed_back(ledger: &Ledger, jobs: Vec<Job>, run_mask: u64) {
+    let count = jobs.len();
+    let mut ran = 0;
+    HANDLING_HANDED_BACK.with(|flag| flag.set(true));
+    for (i, job) in jobs.into_iter().enumerate() {
+        if run_mask >> (i % 64) & 1 == 1 {
+            ran += 1;
+            // An executed job's panic reaches us; a spawned one's its handle.
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| job.run()));
+        } else {
+            drop(job);
+        }
+    }
+    HANDLING_HANDED_BACK.with(|flag| flag.set(false));
+    let marked: Vec<usize> = (0..ledger.created())
+        .filter(|&id| ledger.entry(id).handed_back.load(SeqCst))
+        .collect();
+    let marked_ran = marked
+        .iter()
+        .filter(|&&id| ledger.entry(id).outside_runs.load(SeqCst) == 1)
+        .count();
+    if marked.len() != count || marked_ran != ran {
+        ledger.violation(format!(
+            "shutdown_now handed back {count} jobs (ran {ran}), but {} jobs record being \
+             handed back ({marked_ran} ran)",
+            marked.len()
+        ));
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -626,7 +1154,7 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|cases| cases.parse().ok())
-        .unwrap_or(64)
+        .unwrap_or(256)
 }
 
 proptest! {

@@ -6,11 +6,15 @@
 
 use std::error::Error;
 use std::fmt::{Debug, Display};
+use std::future::Future;
 use std::hash::Hash;
 use std::rc::Rc;
 
 use static_assertions::{assert_impl_all, assert_not_impl_any};
-use weft::{BuildError, Builder, Handle, SubmitError, SubmitErrorKind, ThreadPool};
+use weft::{
+    BuildError, Builder, Handle, Job, JoinError, JoinHandle, ShutdownTimedOut, SubmitError,
+    SubmitErrorKind, ThreadPool,
+};
 
 // The pool is shared by reference across threads, but has one owner: it is
 // not `Clone` (`handle()` is the way to share submission).
@@ -41,6 +45,25 @@ assert_impl_all!(SubmitError<Opaque>: Debug, Display, Error);
 assert_impl_all!(BuildError: Send, Sync, Debug, Display, Error);
 
 assert_impl_all!(SubmitErrorKind: Copy, Clone, Eq, PartialEq, Hash, Debug, Send, Sync);
+
+// `JoinHandle<T>` is `Send` iff `T: Send`, like std's: the value crosses
+// threads inside it. It is `Sync` too (nothing is reachable through `&`
+// but `is_finished`), a one-shot owner that is not `Clone`, and a `Future`
+// that is `Unpin`, so it can be polled in place without pinning.
+assert_impl_all!(JoinHandle<u8>: Send, Sync, Debug, Unpin);
+assert_impl_all!(JoinHandle<u8>: Future<Output = Result<u8, JoinError>>);
+assert_impl_all!(JoinHandle<Vec<String>>: Send, Sync);
+assert_not_impl_any!(JoinHandle<u8>: Clone);
+assert_not_impl_any!(JoinHandle<Rc<u8>>: Send, Sync);
+
+// A `JoinError` carries a `Box<dyn Any + Send>` payload yet is `Sync`, so it
+// fits in a `Box<dyn Error + Send + Sync>`.
+assert_impl_all!(JoinError: Send, Sync, Debug, Display, Error);
+
+assert_impl_all!(ShutdownTimedOut: Send, Sync, Clone, PartialEq, Eq, Debug, Display, Error);
+
+// A handed-back job may be run on any thread.
+assert_impl_all!(Job: Send, Debug);
 
 /// The assertions above are checked when this file compiles; this test makes
 /// them show up in the test run, and checks the one value-level fact they
