@@ -289,7 +289,8 @@ impl ThreadPool {
 
     /// Shuts the pool down without running what is still queued: refuses new
     /// jobs, lets running jobs finish, joins the workers, and returns every
-    /// job that never started, oldest first.
+    /// job that never started (in no particular order: jobs submitted from
+    /// outside come before those the pool's own jobs submitted).
     ///
     /// The returned [`Job`]s are the caller's: [`Job::run`] runs one here;
     /// dropping one discards it (a spawned job's [`JoinHandle`] then resolves

@@ -338,7 +338,9 @@ impl Shared {
     fn exit_worker(&self, mut state: MutexGuard<'_, State>) -> Option<Job> {
         debug_assert!(state.live_workers > 0);
         state.live_workers -= 1;
-        let wake = state.live_workers == 0 && state.idle_waiters > 0;
+        // Not only at zero: a `shutdown_timeout` called from inside a job
+        // waits for every worker but its own, i.e. for one left.
+        let wake = state.idle_waiters > 0;
         drop(state);
         if wake {
             self.became_idle.notify_all();
@@ -524,7 +526,7 @@ impl Shared {
         debug_assert!(state.live_workers >= count);
         state.live_workers -= count;
         state.target_workers = state.live_workers;
-        let wake = state.live_workers == 0 && state.idle_waiters > 0;
+        let wake = state.idle_waiters > 0;
         drop(state);
         if wake {
             self.became_idle.notify_all();

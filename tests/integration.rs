@@ -358,11 +358,11 @@ fn panicking_thread_name_hook_during_build_leaks_no_worker() {
     assert_eq!(lifecycle.stops(), 2, "and both were stopped and joined");
 }
 
-/// BUG (src/builder.rs, `Builder::build`): `Vec::with_capacity(num_threads)`
-/// trusts the requested count, so an absurd `num_threads` panics with
-/// "capacity overflow" before a single spawn is attempted, instead of
-/// returning the `BuildError::Spawn` the OS refusal would give. (With this
-/// stack size the very first spawn is refused, so no thread is started.)
+/// Regression: `Builder::build` once sized its worker list with
+/// `Vec::with_capacity(num_threads)`, so an absurd `num_threads` panicked with
+/// "capacity overflow" before a single spawn was attempted, instead of
+/// returning the `BuildError::Spawn` the OS refusal gives. (With this stack
+/// size the very first spawn is refused, so no thread is started.)
 #[test]
 fn absurd_thread_count_is_a_build_error_not_a_panic() {
     let built = panic::catch_unwind(|| {
