@@ -9,9 +9,10 @@
 //! with `--cfg loom`) they are std's.
 //!
 //! Time goes through here too. loom has no clock: under loom
-//! [`Condvar::wait_timeout`] behaves like `wait` (it never times out), so a
-//! timed call is modelled as its untimed counterpart and the timeout paths are
-//! tested with real threads in `tests/`.
+//! [`Condvar::wait_timeout`] behaves like `wait` (it never times out) and
+//! [`Instant`] is frozen, so a timed call is modelled as its untimed
+//! counterpart (or, with a zero timeout, as already expired) and the timeout
+//! paths are tested with real threads in `tests/`.
 
 #[cfg(all(loom, test))]
 mod imp {
@@ -40,7 +41,36 @@ pub(crate) use imp::*;
 // Not synchronization primitives, but they name `std::thread`; they are the
 // same under loom.
 pub(crate) use std::thread::{available_parallelism, panicking};
-pub(crate) use std::time::{Duration, Instant};
+pub(crate) use std::time::Duration;
+
+#[cfg(not(all(loom, test)))]
+pub(crate) use std::time::Instant;
+
+/// Under loom, a clock that never moves.
+///
+/// loom has no notion of time and replays each schedule expecting the same
+/// choices; a real clock read in a model would make a deadline pass in one
+/// replay and not in another. Frozen time makes every timed call
+/// deterministic: a zero timeout has already expired, any other never does
+/// (and loom's `wait_timeout` never times out either).
+#[cfg(all(loom, test))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Instant(Duration);
+
+#[cfg(all(loom, test))]
+impl Instant {
+    pub(crate) fn now() -> Instant {
+        Instant(Duration::ZERO)
+    }
+
+    pub(crate) fn checked_add(&self, duration: Duration) -> Option<Instant> {
+        self.0.checked_add(duration).map(Instant)
+    }
+
+    pub(crate) fn checked_duration_since(&self, earlier: Instant) -> Option<Duration> {
+        self.0.checked_sub(earlier.0)
+    }
+}
 
 /// Locks `mutex`, ignoring poison.
 ///
