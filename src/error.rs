@@ -152,6 +152,20 @@ impl<F> Error for SubmitError<F> {}
 ///
 /// Nothing was dropped: the workers were detached and keep draining the queue
 /// in the background; they exit when it is empty.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let pool = weft::ThreadPool::new(1);
+/// let (tx, rx) = std::sync::mpsc::channel::<()>();
+/// pool.execute(move || { let _ = rx.recv(); }); // busy until released
+/// pool.execute(|| ());
+/// let late = pool.shutdown_timeout(Duration::ZERO).unwrap_err();
+/// assert_eq!(late.queued() + late.running(), 2);
+/// tx.send(()).unwrap(); // the detached worker finishes both jobs
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShutdownTimedOut {
     pub(crate) queued: usize,

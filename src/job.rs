@@ -140,6 +140,16 @@ impl Job {
     /// A job from `execute` runs as a plain call: if it panics, the panic
     /// propagates to the caller. A job from `spawn` delivers its result, or
     /// its panic, to its `JoinHandle`, and this call returns normally.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = weft::ThreadPool::new(1);
+    /// pool.execute(|| println!("may run in the pool or below"));
+    /// for job in pool.shutdown_now() {
+    ///     job.run();
+    /// }
+    /// ```
     pub fn run(self) {
         self.0.run_here();
     }

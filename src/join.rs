@@ -198,6 +198,39 @@ impl<T> Drop for Promise<T> {
 /// let err = oops.join().unwrap_err();
 /// assert!(err.is_panic());
 /// ```
+///
+/// As a `Future`, under any executor; here a minimal one that parks the
+/// thread until the handle's waker fires:
+///
+/// ```
+/// use std::future::Future;
+/// use std::sync::Arc;
+/// use std::task::{Context, Poll, Wake, Waker};
+/// use std::thread::{self, Thread};
+///
+/// struct Unpark(Thread);
+/// impl Wake for Unpark {
+///     fn wake(self: Arc<Self>) {
+///         self.0.unpark();
+///     }
+/// }
+///
+/// fn block_on<F: Future>(future: F) -> F::Output {
+///     let mut future = std::pin::pin!(future);
+///     let waker = Waker::from(Arc::new(Unpark(thread::current())));
+///     let mut cx = Context::from_waker(&waker);
+///     loop {
+///         match future.as_mut().poll(&mut cx) {
+///             Poll::Ready(output) => return output,
+///             Poll::Pending => thread::park(),
+///         }
+///     }
+/// }
+///
+/// let pool = weft::ThreadPool::new(2);
+/// let greeting = pool.spawn(|| String::from("hello"));
+/// assert_eq!(block_on(async { greeting.await.unwrap() }), "hello");
+/// ```
 pub struct JoinHandle<T> {
     slot: Arc<Slot<T>>,
     /// The pool the job was submitted to, to help it while joining.
@@ -256,6 +289,16 @@ impl<T> JoinHandle<T> {
 
     /// Whether the job has finished (or was cancelled), so that `join` would
     /// not block.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = weft::ThreadPool::new(1);
+    /// let job = pool.spawn(|| 1 + 1);
+    /// pool.wait_idle();
+    /// assert!(job.is_finished());
+    /// assert_eq!(job.join().unwrap(), 2);
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.slot.lock().resolved
     }
@@ -297,6 +340,18 @@ impl<T> fmt::Debug for JoinHandle<T> {
 ///
 /// `Send + Sync` whatever the payload; the payload is reached by value
 /// through [`into_panic`](JoinError::into_panic).
+///
+/// # Examples
+///
+/// ```
+/// let pool = weft::ThreadPool::new(1);
+/// let job = pool.spawn(|| -> u32 { panic!("bad input") });
+/// let err = job.join().unwrap_err();
+/// assert!(err.is_panic() && !err.is_cancelled());
+/// assert_eq!(err.to_string(), "job panicked: bad input");
+/// let payload = err.into_panic(); // or std::panic::resume_unwind(payload)
+/// assert_eq!(payload.downcast_ref::<&str>(), Some(&"bad input"));
+/// ```
 pub struct JoinError {
     repr: Repr,
 }

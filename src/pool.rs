@@ -443,6 +443,21 @@ impl Handle {
     /// [`Full`](crate::SubmitErrorKind::Full) if the bounded queue is full,
     /// [`ShutDown`](crate::SubmitErrorKind::ShutDown) after shutdown; the job
     /// is inside the error, unrun.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft::SubmitErrorKind;
+    ///
+    /// let pool = weft::Builder::new().queue_capacity(16).build()?;
+    /// let handle = pool.handle();
+    /// match handle.try_execute(|| println!("work")) {
+    ///     Ok(()) => {}
+    ///     Err(e) if e.kind() == SubmitErrorKind::Full => e.into_inner()(), // shed load here
+    ///     Err(e) => panic!("{e}"),
+    /// }
+    /// # Ok::<(), weft::BuildError>(())
+    /// ```
     pub fn try_execute<F>(&self, job: F) -> Result<(), SubmitError<F>>
     where
         F: FnOnce() + Send + 'static,
@@ -458,6 +473,19 @@ impl Handle {
     /// [`TimedOut`](crate::SubmitErrorKind::TimedOut) if the queue stayed
     /// full, [`ShutDown`](crate::SubmitErrorKind::ShutDown) after shutdown;
     /// the job is inside the error, unrun.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = weft::Builder::new().queue_capacity(16).build()?;
+    /// let handle = pool.handle();
+    /// if let Err(e) = handle.execute_timeout(|| println!("work"), Duration::from_millis(50)) {
+    ///     eprintln!("gave up: {e}");
+    /// }
+    /// # Ok::<(), weft::BuildError>(())
+    /// ```
     pub fn execute_timeout<F>(&self, job: F, timeout: Duration) -> Result<(), SubmitError<F>>
     where
         F: FnOnce() + Send + 'static,
