@@ -261,14 +261,17 @@ impl ThreadPool {
             .as_mut()
             .expect("a live ThreadPool still owns its workers");
         let new = self.shared.set_target(num_threads);
-        for index in new.clone() {
-            match builder::spawn_worker(&self.shared, index) {
-                Ok(thread) => workers.push(thread),
-                Err(err) => {
-                    self.shared.spawn_failed(new.end - index);
-                    return Err(BuildError::Spawn(err));
-                }
-            }
+        // Workers reserved but not started must be given back, whether a
+        // spawn fails or the thread-name hook panics: shutdown waits for the
+        // live count to drop, and a phantom worker would never exit.
+        let mut reserved = Reservation {
+            shared: &self.shared,
+            unstarted: new.len(),
+        };
+        for index in new {
+            let thread = builder::spawn_worker(&self.shared, index).map_err(BuildError::Spawn)?;
+            workers.push(thread);
+            reserved.unstarted -= 1;
         }
         Ok(())
     }
@@ -391,6 +394,20 @@ impl fmt::Debug for ThreadPool {
             .field("queued", &self.queued_count())
             .field("active", &self.active_count())
             .finish_non_exhaustive()
+    }
+}
+
+/// Workers counted live by `set_target` that are not started yet.
+struct Reservation<'a> {
+    shared: &'a Shared,
+    unstarted: usize,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.unstarted > 0 {
+            self.shared.spawn_failed(self.unstarted);
+        }
     }
 }
 

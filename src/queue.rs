@@ -175,6 +175,10 @@ struct State {
     sleeping_workers: usize,
     /// Submitters blocked in `space_freed.wait`.
     blocked_submitters: usize,
+    /// Workers asleep in a join (`sleep_while_joining`): a shutdown called
+    /// from inside the pool stops waiting for a worker once it is here, since
+    /// what it joins may be suspended beneath the caller on its own stack.
+    parked_joiners: usize,
     /// Callers blocked in `became_idle.wait`: a finishing job or exiting
     /// worker notifies only when this is non-zero.
     idle_waiters: usize,
@@ -197,6 +201,15 @@ impl State {
     }
 }
 
+/// How the other workers stand when a shutdown stops waiting for them.
+pub(crate) enum Settled {
+    /// Every other worker has exited (or is about to): join them.
+    AllExited,
+    /// Some are asleep in a join on a job suspended beneath the caller (only
+    /// when the caller is a worker): they cannot be joined, so detach.
+    SomeParkedInJoin,
+}
+
 /// Counts reported by a `shutdown_timeout` that ran out of time.
 pub(crate) struct Leftover {
     pub(crate) queued: usize,
@@ -216,6 +229,7 @@ impl Shared {
                 closed: false,
                 sleeping_workers: 0,
                 blocked_submitters: 0,
+                parked_joiners: 0,
                 idle_waiters: 0,
                 live_workers: 0,
                 target_workers: 0,
@@ -364,7 +378,13 @@ impl Shared {
             return;
         }
         state.sleeping_workers += 1;
+        state.parked_joiners += 1;
+        if state.idle_waiters > 0 {
+            // A shutdown from inside the pool may be waiting for this.
+            self.became_idle.notify_all();
+        }
         state = sync::wait(&self.work_ready, state);
+        state.parked_joiners -= 1;
         state.sleeping_workers -= 1;
     }
 
@@ -459,31 +479,63 @@ impl Shared {
     /// Like [`wait_idle`](Self::wait_idle) but gives up at `deadline`
     /// (`None`: never); returns whether idleness was reached.
     pub(crate) fn wait_idle_until(&self, deadline: Option<Instant>) -> bool {
-        self.wait_until(deadline, State::is_idle)
+        self.wait_until(deadline, |state| state.is_idle().then_some(()))
+            .is_some()
     }
 
-    /// After `close`: waits until at most `keep` workers are still live
-    /// (`keep` is 1 when the caller is itself a worker, which cannot exit
-    /// while it waits here). On timeout, reports what is left.
-    pub(crate) fn wait_workers_exited(
+    /// After `close`: waits until the other workers are done with the pool,
+    /// or `deadline` passes (then reports what is left).
+    ///
+    /// From outside the pool that means every worker has exited (so the
+    /// queue is drained and nothing runs). From a worker of the pool
+    /// (`caller_is_worker`), the caller's own thread cannot exit, and jobs
+    /// suspended beneath it on its stack (a shutdown may run nested in a
+    /// helping join) cannot finish before it returns; a worker joining one of
+    /// those would wait forever. So it waits until the queue is empty and
+    /// every other live worker has exited or is asleep in a join. The answer
+    /// is read in the same critical section as the condition.
+    pub(crate) fn wait_workers_settled(
         &self,
         deadline: Option<Instant>,
-        keep: usize,
-    ) -> Result<(), Leftover> {
-        if self.wait_until(deadline, |state| state.live_workers <= keep) {
-            Ok(())
-        } else {
+        caller_is_worker: bool,
+    ) -> Result<Settled, Leftover> {
+        let settled = self.wait_until(deadline, |state| {
+            if !caller_is_worker {
+                return (state.live_workers == 0).then_some(Settled::AllExited);
+            }
+            let awake_others = state
+                .live_workers
+                .saturating_sub(state.parked_joiners)
+                .saturating_sub(1);
+            if state.queue.len > 0 || awake_others > 0 {
+                None
+            } else if state.parked_joiners > 0 {
+                Some(Settled::SomeParkedInJoin)
+            } else {
+                Some(Settled::AllExited)
+            }
+        });
+        settled.ok_or_else(|| {
             let state = self.lock();
-            Err(Leftover {
+            Leftover {
                 queued: state.queue.len,
                 running: state.running,
-            })
-        }
+            }
+        })
     }
 
-    fn wait_until(&self, deadline: Option<Instant>, done: impl Fn(&State) -> bool) -> bool {
+    /// Waits on `became_idle` until `done` gives an answer, or `deadline`
+    /// passes (`None`).
+    fn wait_until<R>(
+        &self,
+        deadline: Option<Instant>,
+        done: impl Fn(&State) -> Option<R>,
+    ) -> Option<R> {
         let mut state = self.lock();
-        while !done(&state) {
+        loop {
+            if let Some(answer) = done(&state) {
+                return Some(answer);
+            }
             state.idle_waiters += 1;
             state = match deadline {
                 None => sync::wait(&self.became_idle, state),
@@ -491,13 +543,12 @@ impl Shared {
                     Some(left) => sync::wait_timeout(&self.became_idle, state, left),
                     None => {
                         state.idle_waiters -= 1;
-                        return false;
+                        return None;
                     }
                 },
             };
             state.idle_waiters -= 1;
         }
-        true
     }
 
     /// Sets the pool's size. Returns the indices of the workers the caller

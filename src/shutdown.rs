@@ -23,24 +23,37 @@
 //! the job that called shutdown returns (the queue is closed and empty by
 //! then). The ledger holds when the call returns: every other accepted job
 //! has finished. Proven by `loom-tests/reentrancy.rs`.
+//!
+//! One case cannot be waited for. A worker that joins runs queued jobs
+//! while it waits, so the job calling shutdown may itself run nested above
+//! another job X on its worker's stack; X cannot finish before shutdown
+//! returns, and another worker joining X would wait forever, as would a
+//! shutdown joining that worker. So from inside the pool, shutdown waits
+//! until the queue is empty and every other worker has exited *or is asleep
+//! in a join*; if any is, it detaches the workers instead of joining them
+//! (they exit once the jobs they wait on finish). Only jobs waiting, through
+//! joins, on the caller's own stack are left running.
+//!
+//! From inside the pool, `shutdown_timeout` also reports a timeout while any
+//! accepted job is still queued: the caller's worker will run it after the
+//! call returns, which must not be mistaken for "everything finished".
 
 use crate::error::ShutdownTimedOut;
 use crate::job::Job;
-use crate::queue::Shared;
+use crate::queue::{Settled, Shared};
 use crate::sync::{self, Instant, JoinHandle};
 use crate::worker;
 
 /// `shutdown` and `drop`: close, drain, join.
 pub(crate) fn graceful(shared: &Shared, workers: Vec<JoinHandle<()>>) {
     shared.close();
-    help_drain(shared, None);
-    join_all_but_self(workers);
+    finish(shared, workers, None).expect("an untimed shutdown cannot time out");
 }
 
-/// `shutdown_now`: close and take the queue, then join.
+/// `shutdown_now`: close and take the queue, then wait for running jobs.
 pub(crate) fn now(shared: &Shared, workers: Vec<JoinHandle<()>>) -> Vec<Job> {
     let unstarted = shared.close_and_take_queue();
-    join_all_but_self(workers);
+    finish(shared, workers, None).expect("an untimed shutdown cannot time out");
     unstarted
 }
 
@@ -51,21 +64,29 @@ pub(crate) fn with_deadline(
     deadline: Option<Instant>,
 ) -> Result<(), ShutdownTimedOut> {
     shared.close();
-    let inside = help_drain(shared, deadline);
-    match shared.wait_workers_exited(deadline, usize::from(inside)) {
-        Ok(()) => {
+    finish(shared, workers, deadline)
+}
+
+/// After the queue is closed: help drain it if the caller is one of the
+/// pool's workers, wait for the other workers to settle, then join them, or
+/// (on timeout, or when some are parked on a job beneath the caller) detach
+/// them by dropping their handles.
+fn finish(
+    shared: &Shared,
+    workers: Vec<JoinHandle<()>>,
+    deadline: Option<Instant>,
+) -> Result<(), ShutdownTimedOut> {
+    let caller_is_worker = help_drain(shared, deadline);
+    match shared.wait_workers_settled(deadline, caller_is_worker) {
+        Ok(Settled::AllExited) => {
             join_all_but_self(workers);
             Ok(())
         }
-        Err(left) => {
-            // Dropping the handles detaches the workers: they finish the
-            // queue and exit on their own.
-            drop(workers);
-            Err(ShutdownTimedOut {
-                queued: left.queued,
-                running: left.running,
-            })
-        }
+        Ok(Settled::SomeParkedInJoin) => Ok(()),
+        Err(left) => Err(ShutdownTimedOut {
+            queued: left.queued,
+            running: left.running,
+        }),
     }
 }
 

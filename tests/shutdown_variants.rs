@@ -704,3 +704,53 @@ fn shutdown_timeout_from_inside_a_job_is_ok_once_the_others_exit() {
         );
     }
 }
+
+/// A drop from inside a job that runs *nested* in a helping join, while
+/// another worker joins a job suspended beneath it on the same stack.
+///
+/// Worker A runs W, which spawns X and waits until worker B has stolen it,
+/// then joins X (A parks: X is not queued). X spawns D and joins it, so B
+/// runs D nested above X. D drops the pool. X cannot finish before D
+/// returns, so A can never finish W's join before then: a shutdown that
+/// joined A would deadlock. Shutdown from inside waits only until every other
+/// worker has exited or is parked in a join, and then detaches them.
+#[test]
+fn drop_nested_above_a_job_another_worker_joins_does_not_deadlock() {
+    let slot: Arc<Mutex<Option<ThreadPool>>> = Arc::new(Mutex::new(None));
+    let pool = ThreadPool::new(2);
+    let (x_started_tx, x_started_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<(&'static str, u32)>();
+    {
+        let slot = Arc::clone(&slot);
+        let done_tx = done_tx.clone();
+        pool.execute(move || {
+            let handle = Handle::current().expect("on a worker");
+            let x_handle = handle.clone();
+            let x_done = done_tx.clone();
+            let x = handle
+                .spawn(move || {
+                    x_started_tx.send(()).unwrap();
+                    let d = x_handle
+                        .spawn(move || {
+                            let pool = slot.lock().unwrap().take();
+                            drop(pool);
+                            x_done.send(("d", 1)).unwrap();
+                            1
+                        })
+                        .expect("the pool is live until D runs");
+                    d.join().expect("D ran") + 1
+                })
+                .expect("the pool is live");
+            // Wait (without joining) so that only the other worker can take X.
+            x_started_rx.recv().unwrap();
+            let value = x.join().expect("X ran");
+            done_tx.send(("w", value)).unwrap();
+        });
+    }
+    *slot.lock().unwrap() = Some(pool);
+    let mut seen: Vec<_> = (0..2)
+        .map(|_| done_rx.recv_timeout(HANG).expect("deadlock: a job never finished"))
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, [("d", 1), ("w", 2)]);
+}
