@@ -749,7 +749,11 @@ fn drop_nested_above_a_job_another_worker_joins_does_not_deadlock() {
     }
     *slot.lock().unwrap() = Some(pool);
     let mut seen: Vec<_> = (0..2)
-        .map(|_| done_rx.recv_timeout(HANG).expect("deadlock: a job never finished"))
+        .map(|_| {
+            done_rx
+                .recv_timeout(HANG)
+                .expect("deadlock: a job never finished")
+        })
         .collect();
     seen.sort_unstable();
     assert_eq!(seen, [("d", 1), ("w", 2)]);
