@@ -40,17 +40,23 @@
 //!   (only after `shutdown_now`, for a handed-back job) a cancellation;
 //!   every handle resolves (a hang is the watchdog's);
 //! * a job runs at most once, never after it was rejected, never starts or
-//!   is still running after `shutdown` / `drop` / `shutdown_now` returned
-//!   (a `shutdown_timeout` that timed out excepted: then the detached
-//!   workers must still finish every accepted job and exit);
+//!   is still running after `shutdown` / `drop` / `shutdown_now` / a
+//!   `shutdown_timeout` that returned `Ok` (one that timed out excepted:
+//!   then the detached workers must still finish every accepted job and
+//!   exit). A shutdown from inside a job may leave running exactly the jobs
+//!   suspended beneath the caller on its stack, the jobs inside a join on
+//!   one of those, and the jobs beneath such a joiner on its stack, and so
+//!   on (`Ctx::suspended_under`); all of them must finish once the input
+//!   has settled;
 //! * `wait_idle` / a successful `wait_idle_timeout` returns only once every
 //!   job accepted before the call (and every child those accepted) finished;
 //!   at a quiescent point the counters are exact, and after a shrink the
 //!   surplus workers retire;
 //! * when a shutdown returns, every worker ran its start and stop hooks and
-//!   has exited (a thread-local's destructor counts exits), except the one
-//!   that shut its own pool down from inside a job, which must exit later;
-//!   worker indices are never reused.
+//!   has exited (a thread-local's destructor counts exits), except, after a
+//!   shutdown from inside a job, the workers running the jobs it may leave
+//!   running (its own among them), which must exit later; worker indices are
+//!   never reused.
 //!
 //! A failed check is a panic that is not one of the deliberate job panics, so
 //! libFuzzer's panic hook aborts the process there (a crash), after this
@@ -74,7 +80,7 @@ use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -325,9 +331,27 @@ struct Rec {
     cancelled_inside: AtomicBool,
     /// A join outside the pool returned "cancelled" for it.
     cancelled_outside: AtomicBool,
+    /// The job beneath this one on its worker's stack when it started in the
+    /// pool (a join on a worker runs other jobs nested above the joining
+    /// one); `NONE`: it started at the bottom.
+    below: AtomicUsize,
+    /// The child whose `join` this job is inside, else `NONE`.
+    joining: AtomicUsize,
+    /// A shutdown from inside the pool returned while this job was suspended
+    /// beneath the caller, or waiting (through joins) on such a job: it may
+    /// finish only afterwards (`Ctx::suspended_under`).
+    suspended: AtomicBool,
 }
 
+/// No job, in `Rec::below` / `Rec::joining`.
+const NONE: usize = usize::MAX;
+
 impl Rec {
+    /// The job beneath this one on its worker's stack.
+    fn below(&self) -> Option<usize> {
+        Some(self.below.load(SeqCst)).filter(|&id| id != NONE)
+    }
+
     /// Runs inside the pool.
     fn pool_runs(&self) -> u32 {
         self.runs.load(SeqCst) - self.caller_runs.load(SeqCst)
@@ -412,6 +436,9 @@ impl Ctx {
             caller_dropped: AtomicU32::new(0),
             cancelled_inside: AtomicBool::new(false),
             cancelled_outside: AtomicBool::new(false),
+            below: AtomicUsize::new(NONE),
+            joining: AtomicUsize::new(NONE),
+            suspended: AtomicBool::new(false),
         });
         recs.push(Arc::clone(&rec));
         rec
@@ -430,18 +457,18 @@ impl Ctx {
     }
 
     /// Every job in `before`, and every accepted descendant of one, has run
-    /// exactly once and finished; `exempt` jobs (running on the thread that
-    /// shut the pool down from inside) and their descendants are skipped.
+    /// exactly once and finished; `exempt` jobs (by id: those a shutdown from
+    /// inside the pool may leave running, see `suspended_under`) are skipped.
     /// (A child is accepted before its parent finishes, so it was accepted
     /// before the moment being checked too.)
-    fn check_finished(&self, before: &[bool], exempt: &[usize], what: &str) {
+    fn check_finished(&self, before: &[bool], exempt: &[bool], what: &str) {
         let recs = lock(&self.recs);
         let mut covered = vec![false; recs.len()];
         for r in recs.iter() {
             let by_parent =
                 r.parent.is_some_and(|p| covered[p]) && r.status.load(SeqCst) == ACCEPTED;
             covered[r.id] = (before.get(r.id).copied().unwrap_or(false) || by_parent)
-                && !exempt.contains(&r.id);
+                && !exempt.get(r.id).copied().unwrap_or(false);
             if covered[r.id] {
                 assert!(
                     r.finished.load(SeqCst) && r.runs.load(SeqCst) == 1,
@@ -534,15 +561,29 @@ impl Ctx {
         self.started.load(SeqCst) - stopped
     }
 
-    /// Every worker that started has stopped and exited, except the calling
-    /// one when it shut its own pool down from inside a job.
-    fn check_workers_gone(&self, in_job: bool, what: &str) {
+    /// Every worker that started has stopped and exited, except `kept` (the
+    /// workers whose stacks hold jobs a shutdown from inside the pool left
+    /// suspended: `kept_workers`).
+    ///
+    /// With `kept > 1` some worker other than the caller's is asleep in a
+    /// join on a job suspended beneath the caller, so the shutdown detached
+    /// the workers instead of joining them: the others have left the pool
+    /// but may still be running their stop hook or thread-local destructors.
+    /// They must finish that without waiting for the caller (which is still
+    /// inside its job), so this waits for them (unbounded: a hang is the
+    /// watchdog's). Otherwise the shutdown joined them: they are gone now.
+    fn check_workers_gone(&self, kept: usize, what: &str) {
         let started = self.started.load(SeqCst);
-        let gone = started - usize::from(in_job);
+        let gone = started.saturating_sub(kept);
         assert!(
             started >= self.max_target.load(SeqCst),
             "{what}: only {started} workers ever started"
         );
+        if kept > 1 {
+            while self.stopped.load(SeqCst) < gone || self.exited.load(SeqCst) < gone {
+                spin();
+            }
+        }
         assert!(
             self.stopped.load(SeqCst) >= gone,
             "{what}: a worker did not stop"
@@ -553,23 +594,76 @@ impl Ctx {
         );
     }
 
+    /// The jobs a shutdown called with `stack` (the ids of the jobs on the
+    /// calling thread, outermost first; empty outside the pool) may leave
+    /// running when it returns, by id, each marked `suspended`: the jobs on
+    /// `stack`, which cannot finish before the call returns; every job inside
+    /// a `join` on one of those, which cannot finish either; and every job
+    /// beneath such a joiner on its worker's stack, and so on. Every other
+    /// started job must have finished. Called right after the shutdown
+    /// returned and before `shutdown_done` is set, so that a job which
+    /// finishes later and sees `shutdown_done` also sees its mark. (The set
+    /// is stable while the caller is still inside its job: a join on a job
+    /// that cannot finish cannot return, and no job starts after a shutdown
+    /// returned.)
+    fn suspended_under(&self, stack: &[usize]) -> Vec<bool> {
+        let recs = lock(&self.recs);
+        let mut held = vec![false; recs.len()];
+        for &id in stack {
+            held[id] = true;
+        }
+        let mut grew = !stack.is_empty();
+        while grew {
+            grew = false;
+            for r in recs.iter() {
+                let joining = r.joining.load(SeqCst);
+                if held[r.id] || joining == NONE || !held[joining] {
+                    continue;
+                }
+                let mut next = Some(r.id);
+                while let Some(id) = next {
+                    held[id] = true;
+                    next = recs[id].below();
+                }
+                grew = true;
+            }
+        }
+        for r in recs.iter().filter(|r| held[r.id]) {
+            r.suspended.store(true, SeqCst);
+        }
+        held
+    }
+
+    /// The workers running the jobs in `held` (`suspended_under`): one per
+    /// job at the bottom of a stack, since `held` holds every job beneath
+    /// each of its jobs.
+    fn kept_workers(&self, held: &[bool]) -> usize {
+        lock(&self.recs)
+            .iter()
+            .filter(|r| held.get(r.id).copied().unwrap_or(false) && r.below().is_none())
+            .count()
+    }
+
     /// Right after `shutdown` / `drop` / a `shutdown_timeout` that did not
-    /// time out returned.
-    fn after_shutdown(&self, exempt: &[usize], in_job: bool) {
+    /// time out returned, called on a thread whose job stack was `stack`.
+    fn after_shutdown(&self, stack: &[usize]) {
+        let held = self.suspended_under(stack);
         self.shutdown_done.store(true, SeqCst);
-        self.check_finished(&self.accepted_now(), exempt, "after shutdown");
-        self.check_workers_gone(in_job, "after shutdown");
+        self.check_finished(&self.accepted_now(), &held, "after shutdown");
+        self.check_workers_gone(self.kept_workers(&held), "after shutdown");
     }
 
     /// Right after `shutdown_now` returned `handed` jobs: nothing runs in the
-    /// pool any more, and every accepted job that never ran is one of them.
-    fn after_shutdown_now(&self, exempt: &[usize], in_job: bool, handed: usize) {
+    /// pool any more (but what `suspended_under(stack)` allows), and every
+    /// accepted job that never ran is one of them.
+    fn after_shutdown_now(&self, stack: &[usize], handed: usize) {
+        let held = self.suspended_under(stack);
         self.shutdown_done.store(true, SeqCst);
         let (mut unstarted, mut in_flight) = (0, 0);
         for r in lock(&self.recs).iter() {
             if r.runs.load(SeqCst) > 0 {
                 assert!(
-                    r.finished.load(SeqCst) || exempt.contains(&r.id),
+                    r.finished.load(SeqCst) || held.get(r.id).copied().unwrap_or(false),
                     "after shutdown_now: job {} is still running",
                     r.id
                 );
@@ -594,7 +688,7 @@ impl Ctx {
             "shutdown_now handed back {handed} jobs, but {unstarted} accepted jobs never ran \
              (and {in_flight} submissions are in flight)"
         );
-        self.check_workers_gone(in_job, "after shutdown_now");
+        self.check_workers_gone(self.kept_workers(&held), "after shutdown_now");
     }
 
     /// After a `shutdown_timeout` that timed out: the detached workers must
@@ -729,9 +823,6 @@ thread_local! {
     static DROPPING_HANDED_BACK: Cell<bool> = const { Cell::new(false) };
     /// The id of the last job body that started on this thread.
     static LAST_STARTED: Cell<Option<usize>> = const { Cell::new(None) };
-    /// This thread shut its pool down from inside a job: the jobs on its
-    /// stack are still running after the shutdown returned, by necessity.
-    static SHUT_DOWN_HERE: Cell<bool> = const { Cell::new(false) };
     /// The handle a handed-back job run by the caller submits its children
     /// through when `Handle::current()` is `None`.
     static CALLER_HANDLE: RefCell<Option<Handle>> = const { RefCell::new(None) };
@@ -859,16 +950,24 @@ fn run_job(ctx: &Arc<Ctx>, rec: &Rec, kind: Kind, gate: Option<&Gate>) {
         );
         Handle::current().expect("Handle::current() is None inside a job")
     };
-    JOB_STACK.with(|s| s.borrow_mut().push(id));
+    JOB_STACK.with(|s| {
+        let mut stack = s.borrow_mut();
+        if !by_caller {
+            rec.below
+                .store(stack.last().copied().unwrap_or(NONE), SeqCst);
+        }
+        stack.push(id);
+    });
     if let Some(gate) = gate {
         gate.wait();
     }
     job_body(ctx, id, kind, &handle);
     JOB_STACK.with(|s| s.borrow_mut().pop());
     drop(handle);
-    if !by_caller && !SHUT_DOWN_HERE.with(Cell::get) {
+    // `shutdown_done` first: it is set after the `suspended` marks.
+    if !by_caller && ctx.shutdown_done.load(SeqCst) && !ctx.draining.load(SeqCst) {
         assert!(
-            !ctx.shutdown_done.load(SeqCst) || ctx.draining.load(SeqCst),
+            rec.suspended.load(SeqCst),
             "job {id} was still running after shutdown returned"
         );
     }
@@ -969,8 +1068,12 @@ fn job_body(ctx: &Arc<Ctx>, id: usize, kind: Kind, handle: &Handle) {
                 .collect();
             if !detach {
                 let on_worker = Handle::current().is_some();
+                let me = ctx.rec(id);
                 for (rec, child) in children {
-                    check_result(ctx, &rec, child.join(), on_worker, "a parent's join");
+                    me.joining.store(rec.id, SeqCst);
+                    let result = child.join();
+                    me.joining.store(NONE, SeqCst);
+                    check_result(ctx, &rec, result, on_worker, "a parent's join");
                 }
             }
         }
@@ -1315,10 +1418,7 @@ fn probe(
 /// `handle`: one of the pool's handles, for handed-back jobs run here.
 /// `in_job`: this thread is a worker of the pool, inside one of its jobs.
 fn shut_down(ctx: &Arc<Ctx>, pool: ThreadPool, how: How, handle: &Handle, in_job: bool) {
-    let exempt: Vec<usize> = JOB_STACK.with(|s| s.borrow().clone());
-    if in_job {
-        SHUT_DOWN_HERE.with(|s| s.set(true));
-    }
+    let stack: Vec<usize> = JOB_STACK.with(|s| s.borrow().clone());
     if let How::ShutdownNow { .. } = how {
         ctx.shutdown_now_started.store(true, SeqCst);
     }
@@ -1326,29 +1426,30 @@ fn shut_down(ctx: &Arc<Ctx>, pool: ThreadPool, how: How, handle: &Handle, in_job
     match how {
         How::Shutdown => {
             pool.shutdown();
-            ctx.after_shutdown(&exempt, in_job);
+            ctx.after_shutdown(&stack);
         }
         How::Drop => {
             drop(pool);
-            ctx.after_shutdown(&exempt, in_job);
+            ctx.after_shutdown(&stack);
         }
         How::ShutdownNow { run_mask } => {
             let jobs = pool.shutdown_now();
-            ctx.after_shutdown_now(&exempt, in_job, jobs.len());
+            ctx.after_shutdown_now(&stack, jobs.len());
             take_back(ctx, jobs, run_mask, handle);
         }
         How::ShutdownTimeout { us, generous } => {
             let timeout = if generous { GENEROUS } else { micros(us) };
+            // `Ok`, even from inside a job: everything but the jobs
+            // suspended beneath the caller has finished.
             let finished = match pool.shutdown_timeout(timeout) {
-                // A known bug: inside a job, `Ok` may come with jobs queued.
-                Ok(()) => !(in_job && avoiding("in-job-timeout-ok")),
+                Ok(()) => true,
                 Err(late) => {
                     let _ = late.to_string();
                     false
                 }
             };
             if finished {
-                ctx.after_shutdown(&exempt, in_job);
+                ctx.after_shutdown(&stack);
             } else {
                 ctx.draining.store(true, SeqCst);
                 ctx.shutdown_done.store(true, SeqCst);
@@ -1357,7 +1458,7 @@ fn shut_down(ctx: &Arc<Ctx>, pool: ThreadPool, how: How, handle: &Handle, in_job
                     // to drain the queue: the owner waits instead.
                     ctx.wait_drained(0);
                     ctx.check_finished(&ctx.accepted_now(), &[], "after a late shutdown");
-                    ctx.check_workers_gone(false, "after a late shutdown");
+                    ctx.check_workers_gone(0, "after a late shutdown");
                 }
             }
         }
@@ -1417,9 +1518,6 @@ struct Parking {
     /// Set when the job that shut the pool down has finished.
     done: Mutex<bool>,
     done_cv: Condvar,
-    /// With `WEFT_FUZZ_AVOID=in-job-nested`: the pool, left for the owner
-    /// to shut down, by a job that found itself nested in another's join.
-    deferred: Mutex<Option<ThreadPool>>,
 }
 
 fn shutdown_job(
@@ -1443,7 +1541,12 @@ fn shutdown_job(
             0,
             "the shutting-down job ran twice"
         );
-        JOB_STACK.with(|s| s.borrow_mut().push(rec.id));
+        JOB_STACK.with(|s| {
+            let mut stack = s.borrow_mut();
+            rec.below
+                .store(stack.last().copied().unwrap_or(NONE), SeqCst);
+            stack.push(rec.id);
+        });
         if sleep_first {
             thread::sleep(Duration::from_micros(20));
         }
@@ -1459,24 +1562,22 @@ fn shutdown_job(
                     .unwrap_or_else(|e| e.into_inner());
             }
         };
-        let nested = JOB_STACK.with(|s| s.borrow().len() > 1);
-        if nested && avoiding("in-job-nested") {
-            *lock(&parking.deferred) = Some(pool);
-        } else {
-            let handle = Handle::current().expect("the shutting-down job runs on a worker");
-            shut_down(&ctx, pool, how, &handle, true);
-            // This worker still serves a (now closed) pool: a submission from
-            // here must be refused and handed back.
-            let late = submit(
-                &ctx,
-                Target::Handle(&handle),
-                Some(rec.id),
-                Via::Execute,
-                Kind::Ok,
-                "after a shutdown in a job",
-            );
-            assert!(late.is_none());
-        }
+        // This job may run nested in a join on its worker (above jobs that
+        // other workers' jobs may be joining): the shutdown must not
+        // deadlock, and `shut_down` checks what it may leave running.
+        let handle = Handle::current().expect("the shutting-down job runs on a worker");
+        shut_down(&ctx, pool, how, &handle, true);
+        // This worker still serves a (now closed) pool: a submission from
+        // here must be refused and handed back.
+        let late = submit(
+            &ctx,
+            Target::Handle(&handle),
+            Some(rec.id),
+            Via::Execute,
+            Kind::Ok,
+            "after a shutdown in a job",
+        );
+        assert!(late.is_none());
         JOB_STACK.with(|s| s.borrow_mut().pop());
         rec.finished.store(true, SeqCst);
         *lock(&parking.done) = true;
@@ -1595,7 +1696,6 @@ fn build(ctx: &Arc<Ctx>, threads: usize, hooks_panic: bool) -> ThreadPool {
 
 fn run(input: &Input) {
     // The owner thread (libFuzzer's) outlives inputs.
-    SHUT_DOWN_HERE.with(|s| s.set(false));
     JOB_STACK.with(|s| s.borrow_mut().clear());
 
     let threads = 1 + usize::from(input.threads % 3);
@@ -1624,7 +1724,6 @@ fn run(input: &Input) {
         filled: Condvar::new(),
         done: Mutex::new(false),
         done_cv: Condvar::new(),
-        deferred: Mutex::new(None),
     });
     let mut pool = Some(build(&ctx, threads, input.hooks_panic));
     let owner_handle = pool.as_ref().unwrap().handle();
@@ -1824,45 +1923,22 @@ fn run(input: &Input) {
                 .wait(done)
                 .unwrap_or_else(|e| e.into_inner());
         }
-        drop(done);
-        let deferred = lock(&parking.deferred).take();
-        if let Some(p) = deferred {
-            shut_down(&ctx, p, how, &owner_handle, false);
-        }
     }
     // Every handle resolves, whatever happened to its job.
     for (rec, joiner) in owned {
         join_outside(&ctx, &rec, joiner, JoinHow::Join, "owner, at the end");
     }
-    // After a shutdown inside a job, that worker was detached; after a late
-    // shutdown_timeout, all were: they must still finish the queue and exit.
+    // After a shutdown inside a job, that worker was detached, and so were
+    // the workers whose jobs were suspended under it (waiting, through joins,
+    // on a job beneath the caller); after a late shutdown_timeout, all were.
+    // Now that the input has settled, they must have finished every accepted
+    // job and exited (`check_final`).
     ctx.wait_drained(0);
     assert!(
         lock(&parking.pool).is_none(),
         "the pool was left in its slot"
     );
     ctx.check_final();
-}
-
-// ---------------------------------------------------------------------------
-// Known bugs
-
-/// Whether `WEFT_FUZZ_AVOID` (a comma-separated list) names `bug`: a known,
-/// not yet fixed bug in weft that the target then steers around, so that a
-/// run can look for new ones. The names are listed in `fuzz/README.md`.
-fn avoiding(bug: &str) -> bool {
-    static AVOID: OnceLock<Vec<String>> = OnceLock::new();
-    AVOID
-        .get_or_init(|| {
-            std::env::var("WEFT_FUZZ_AVOID")
-                .unwrap_or_default()
-                .split(',')
-                .map(|name| name.trim().to_owned())
-                .filter(|name| !name.is_empty())
-                .collect()
-        })
-        .iter()
-        .any(|name| name == bug)
 }
 
 // ---------------------------------------------------------------------------
@@ -1890,6 +1966,23 @@ fn describe(input: &Input) -> String {
 /// The input being run and since when: read by the watchdog and the panic hook.
 static CURRENT: Mutex<Option<(Instant, Input)>> = Mutex::new(None);
 
+/// Set by the first failed check (or the watchdog) on its way to the abort.
+/// A check failing on another thread meanwhile (often: the thread that
+/// checked the ledger and a job that checked itself) would abort too, and a
+/// second abort kills the process inside libFuzzer's crash handler, before it
+/// has saved the input; so every later one waits for the first instead.
+static FAILING: AtomicBool = AtomicBool::new(false);
+
+/// For every failure but the first: waits (forever) for the first's abort.
+fn first_failure() -> bool {
+    if FAILING.swap(true, SeqCst) {
+        loop {
+            thread::park();
+        }
+    }
+    true
+}
+
 /// One watchdog thread for the whole process: it polls `CURRENT` and aborts
 /// (a crash libFuzzer records with the input) if one input has been running
 /// longer than the limit. Inputs normally take milliseconds; the default
@@ -1906,7 +1999,7 @@ fn start_watchdog() {
             thread::sleep(tick);
             let current = lock(&CURRENT);
             if let Some((since, input)) = &*current {
-                if since.elapsed() > limit {
+                if since.elapsed() > limit && first_failure() {
                     eprintln!(
                         "\nweft-fuzz watchdog: one input has run for {:?} (limit {limit:?}): \
                          a hang or deadlock. The input: {}",
@@ -1925,7 +2018,7 @@ fn start_watchdog() {
 fn install_panic_hook() {
     let libfuzzer_hook = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
-        if is_deliberate(info.payload()) {
+        if is_deliberate(info.payload()) || !first_failure() {
             return;
         }
         if let Ok(current) = CURRENT.try_lock() {
