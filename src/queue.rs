@@ -175,10 +175,18 @@ struct State {
     sleeping_workers: usize,
     /// Submitters blocked in `space_freed.wait`.
     blocked_submitters: usize,
-    /// Workers asleep in a join (`sleep_while_joining`): a shutdown called
-    /// from inside the pool stops waiting for a worker once it is here, since
-    /// what it joins may be suspended beneath the caller on its own stack.
+    /// Workers asleep in a join (`sleep_while_joining`) with nothing that
+    /// could wake them yet: a shutdown called from inside the pool stops
+    /// waiting for a worker once it is here, since what it joins may be
+    /// suspended beneath the caller on its own stack. Reset to 0 (and
+    /// `park_generation` bumped) whenever parked joiners are woken for a
+    /// reason that may let them go on: a slot resolved, or jobs were handed
+    /// back. A woken joiner that must wait again parks again and is counted
+    /// anew.
     parked_joiners: usize,
+    /// Bumped by every reset of `parked_joiners`, so a joiner that wakes
+    /// after a reset does not uncount itself a second time.
+    park_generation: u64,
     /// Callers blocked in `became_idle.wait`: a finishing job or exiting
     /// worker notifies only when this is non-zero.
     idle_waiters: usize,
@@ -230,6 +238,7 @@ impl Shared {
                 sleeping_workers: 0,
                 blocked_submitters: 0,
                 parked_joiners: 0,
+                park_generation: 0,
                 idle_waiters: 0,
                 live_workers: 0,
                 target_workers: 0,
@@ -379,20 +388,28 @@ impl Shared {
         }
         state.sleeping_workers += 1;
         state.parked_joiners += 1;
+        let generation = state.park_generation;
         if state.idle_waiters > 0 {
             // A shutdown from inside the pool may be waiting for this.
             self.became_idle.notify_all();
         }
         state = sync::wait(&self.work_ready, state);
-        state.parked_joiners -= 1;
+        if state.park_generation == generation {
+            state.parked_joiners -= 1;
+        }
         state.sleeping_workers -= 1;
     }
 
     /// Wakes workers sleeping in [`sleep_while_joining`](Self::sleep_while_joining)
     /// after a slot they join resolved. Takes the lock so the notification
-    /// cannot fall between a joiner's check and its wait.
+    /// cannot fall between a joiner's check and its wait, and in the same
+    /// critical section stops counting every joiner as parked: the one whose
+    /// slot resolved is about to go on, and a shutdown from inside the pool
+    /// must wait for it.
     pub(crate) fn wake_helping_joiners(&self) {
-        drop(self.lock());
+        let mut state = self.lock();
+        unpark_joiners(&mut state);
+        drop(state);
         self.work_ready.notify_all();
     }
 
@@ -449,6 +466,8 @@ impl Shared {
         for job in &jobs {
             job.mark_handed_back();
         }
+        // A joiner of a handed-back job is about to return (cancelled).
+        unpark_joiners(&mut state);
         let wake = state.idle_waiters > 0 && state.is_idle();
         drop(state);
         self.wake_all_after_close();
@@ -603,6 +622,13 @@ impl Shared {
     pub(crate) fn panic_count(&self) -> usize {
         self.lock().panicked
     }
+}
+
+/// Stops counting the joiners asleep now as parked (see
+/// `State::parked_joiners`); the caller then wakes them all.
+fn unpark_joiners(state: &mut State) {
+    state.parked_joiners = 0;
+    state.park_generation = state.park_generation.wrapping_add(1);
 }
 
 /// Time left until `deadline`, or `None` if it has passed.
