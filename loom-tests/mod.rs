@@ -15,12 +15,20 @@
 //!   edge that makes a count visible must come from the pool's own locks and
 //!   joins, and loom would show a stale count if it were missing.
 
+mod backpressure;
+mod count;
 mod exactly_once;
 mod handle;
 mod idle;
+mod join;
+mod nested_shutdown;
 mod panics;
 mod reentrancy;
+mod reentrancy_join;
+mod resize;
 mod shutdown;
+mod shutdown_now;
+mod shutdown_timeout;
 mod wakeup;
 
 use std::panic;
@@ -32,8 +40,9 @@ use crate::sync::{self, Condvar, Mutex};
 /// Explores every interleaving of `f` with at most `preemption_bound`
 /// preemptions per execution. `LOOM_MAX_PREEMPTIONS` overrides the bound.
 ///
-/// Prints how many executions were explored (visible with `--nocapture`);
-/// the count lives outside the model, so a std atomic is fine.
+/// Prints how many executions were explored and how long that took
+/// (visible with `--nocapture`); the count and the clock live outside the
+/// model, so std's atomic and `Instant` are fine here.
 fn model<F>(preemption_bound: usize, f: F)
 where
     F: Fn() + Sync + Send + 'static,
@@ -46,13 +55,15 @@ where
     let bound = builder.preemption_bound;
     let executions = std::sync::Arc::new(StdAtomicUsize::new(0));
     let counter = std::sync::Arc::clone(&executions);
+    let started = std::time::Instant::now();
     builder.check(move || {
         counter.fetch_add(1, StdOrdering::Relaxed);
         f();
     });
     eprintln!(
-        "loom: {} executions explored (preemption bound {bound:?})",
-        executions.load(StdOrdering::Relaxed)
+        "loom: {} executions explored (preemption bound {bound:?}) in {:.1?}",
+        executions.load(StdOrdering::Relaxed),
+        started.elapsed()
     );
 }
 
