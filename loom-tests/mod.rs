@@ -62,8 +62,15 @@ struct DeliberatePanic;
 /// Installs, once per test binary, a panic hook that stays quiet for
 /// [`DeliberatePanic`] payloads and forwards every other panic (a failed
 /// assertion in any model) to the default hook.
+///
+/// Set `WEFT_LOOM_SHOW_PANICS` to see the deliberate ones too: when one
+/// escapes the pool's catch boundary, the only other trace is loom's
+/// secondary "cannot access Loom execution state" panic.
 fn silence_deliberate_panics() {
     static INSTALL: Once = Once::new();
+    if std::env::var_os("WEFT_LOOM_SHOW_PANICS").is_some() {
+        return;
+    }
     INSTALL.call_once(|| {
         let default_hook = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
