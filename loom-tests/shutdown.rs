@@ -6,29 +6,42 @@
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 
-use super::model;
+use super::{model, Mailbox};
 use crate::sync::Arc;
 use crate::Builder;
 
-/// Two workers; three jobs are submitted and shutdown is issued at once, so
-/// it can find them queued, running or done. After it returns: each job ran
-/// once, its closure has been dropped, and each worker ran its stop hook.
+/// Two workers; job 0 blocks until the first worker has run its stop hook,
+/// which can only happen after `close`, so shutdown is always issued while
+/// job 0 runs on one worker and jobs 1 and 2 are queued, running on the
+/// other worker, or done. After shutdown returns: each job ran once, every
+/// job's closure has been dropped, each worker ran its stop hook once, and
+/// the pool's state is gone.
 #[test]
 fn shutdown_drains_queued_and_running_jobs_and_joins_workers() {
-    model(4, || {
+    model(5, || {
         let stopped: Arc<[AtomicUsize; 2]> = Arc::new(Default::default());
-        let stop_hook = Arc::clone(&stopped);
+        let stops = AtomicUsize::new(0);
+        let first_stop = Arc::new(Mailbox::new());
+        let (stop_hook, release) = (Arc::clone(&stopped), Arc::clone(&first_stop));
         let pool = Builder::new()
             .num_threads(2)
             .on_thread_stop(move |index| {
                 stop_hook[index].fetch_add(1, Ordering::Relaxed);
+                // The worker blocked in job 0 cannot stop first: the first
+                // stop is the other worker's, and it releases job 0.
+                if stops.fetch_add(1, Ordering::Relaxed) == 0 {
+                    release.put(());
+                }
             })
             .build()
             .unwrap();
         let runs: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
         for job in 0..3 {
-            let runs = Arc::clone(&runs);
+            let (runs, first_stop) = (Arc::clone(&runs), Arc::clone(&first_stop));
             pool.execute(move || {
+                if job == 0 {
+                    first_stop.take();
+                }
                 runs[job].fetch_add(1, Ordering::Relaxed);
             });
         }
