@@ -2,9 +2,10 @@
 //! boundary and nowhere else.
 //!
 //! A job is either an `execute`d closure ([`Execute`]) or a `spawn`ed one
-//! whose result goes to a [`JoinHandle`](crate::JoinHandle) ([`Spawn`]). The
-//! queue holds them type-erased as [`Job`]; the public [`Job`] handed back by
-//! `shutdown_now` is the same value.
+//! whose result goes to a [`JoinHandle`](crate::JoinHandle) ([`Spawn`]), or
+//! one of those started in a scope (`scope.rs`). The queue holds them
+//! type-erased as [`Job`]; the public [`Job`] handed back by `shutdown_now`
+//! is the same value.
 
 use std::any::Any;
 use std::fmt;
@@ -21,12 +22,17 @@ pub(crate) enum Outcome {
     Completed,
     /// Panicked; the payload is for the pool's panic handler.
     Panicked(Payload),
-    /// Panicked; the payload already went to the job's `JoinHandle`.
+    /// Panicked; the payload already went to the job's `JoinHandle` (or its
+    /// scope).
     PanickedIntoHandle,
 }
 
 /// What the pool needs of a job, whatever its kind.
-pub(crate) trait Task: Send + 'static {
+///
+/// Not `'static`: a scoped job borrows from its scope, and `scope.rs` erases
+/// that lifetime (the one `unsafe` conversion in the crate) before it is
+/// queued.
+pub(crate) trait Task: Send {
     /// Runs the job on a pool worker. May unwind; [`Job::run_in_pool`]
     /// catches it.
     fn run_in_pool(self: Box<Self>) -> Outcome;
@@ -64,11 +70,11 @@ pub(crate) struct Spawn<F, T> {
 
 impl<F, T> Spawn<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
+    F: FnOnce() -> T + Send,
+    T: Send,
 {
     /// Runs the closure and fulfils the promise; reports whether it panicked.
-    fn run_and_fulfil(self) -> bool {
+    pub(crate) fn run_and_fulfil(self) -> bool {
         let Spawn { f, promise } = self;
         match panic::catch_unwind(AssertUnwindSafe(f)) {
             Ok(value) => {
@@ -85,8 +91,8 @@ where
 
 impl<F, T> Task for Spawn<F, T>
 where
-    F: FnOnce() -> T + Send + 'static,
-    T: Send + 'static,
+    F: FnOnce() -> T + Send,
+    T: Send,
 {
     fn run_in_pool(self: Box<Self>) -> Outcome {
         if self.run_and_fulfil() {
@@ -131,7 +137,13 @@ pub struct Job(Box<dyn Task>);
 
 impl Job {
     /// Erases an already boxed task (no second allocation).
-    pub(crate) fn from_box<T: Task>(task: Box<T>) -> Job {
+    pub(crate) fn from_box<T: Task + 'static>(task: Box<T>) -> Job {
+        Job(task)
+    }
+
+    /// Wraps a task that is already type-erased (a scoped job, see
+    /// `scope.rs`).
+    pub(crate) fn from_dyn(task: Box<dyn Task>) -> Job {
         Job(task)
     }
 

@@ -57,6 +57,7 @@ use std::task::{Context, Poll, Waker};
 use crate::error::Exclusive;
 use crate::job::Payload;
 use crate::queue::Shared;
+use crate::scope::ScopeData;
 use crate::sync::{self, Arc, Condvar, Mutex, MutexGuard};
 use crate::worker;
 
@@ -65,6 +66,9 @@ pub(crate) struct Slot<T> {
     state: Mutex<SlotState<T>>,
     /// A blocking `join` waits here for `resolved`.
     resolved: Condvar,
+    /// For a scoped job: the scope told, when the slot goes away, that it
+    /// held a panic nobody joined (see `scope.rs`).
+    scope: Option<Arc<ScopeData>>,
 }
 
 struct SlotState<T> {
@@ -83,6 +87,21 @@ struct SlotState<T> {
 }
 
 impl<T> Slot<T> {
+    fn new(scope: Option<Arc<ScopeData>>) -> Slot<T> {
+        Slot {
+            state: Mutex::new(SlotState {
+                result: None,
+                resolved: false,
+                handed_back: false,
+                joiner_blocked: false,
+                waker: None,
+                helper: None,
+            }),
+            resolved: Condvar::new(),
+            scope,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, SlotState<T>> {
         sync::lock(&self.state)
     }
@@ -119,6 +138,19 @@ impl<T> Slot<T> {
     }
 }
 
+impl<T> Drop for Slot<T> {
+    /// The last of the promise and the handle is going away. A scoped job's
+    /// panic still in the slot was never joined: its scope must panic.
+    fn drop(&mut self) {
+        if let Some(scope) = self.scope.take() {
+            let unjoined_panic = matches!(&self.lock().result, Some(Err(err)) if err.is_panic());
+            if unjoined_panic {
+                scope.report_unjoined_panic();
+            }
+        }
+    }
+}
+
 /// The job's side of a [`Slot`]. Resolves the handle exactly once: with the
 /// job's result, or, if dropped unrun, as cancelled.
 pub(crate) struct Promise<T> {
@@ -128,17 +160,20 @@ pub(crate) struct Promise<T> {
 impl<T> Promise<T> {
     /// A connected promise and handle for a job of `pool`.
     pub(crate) fn new(pool: &Arc<Shared>) -> (Promise<T>, JoinHandle<T>) {
-        let slot = Arc::new(Slot {
-            state: Mutex::new(SlotState {
-                result: None,
-                resolved: false,
-                handed_back: false,
-                joiner_blocked: false,
-                waker: None,
-                helper: None,
-            }),
-            resolved: Condvar::new(),
-        });
+        Promise::connect(pool, Slot::new(None))
+    }
+
+    /// A connected promise and handle for a job of `scope`: if the job
+    /// panics and the handle is dropped unjoined, the scope is told.
+    pub(crate) fn new_scoped(
+        pool: &Arc<Shared>,
+        scope: Arc<ScopeData>,
+    ) -> (Promise<T>, JoinHandle<T>) {
+        Promise::connect(pool, Slot::new(Some(scope)))
+    }
+
+    fn connect(pool: &Arc<Shared>, slot: Slot<T>) -> (Promise<T>, JoinHandle<T>) {
+        let slot = Arc::new(slot);
         let handle = JoinHandle {
             slot: Arc::clone(&slot),
             pool: Arc::clone(pool),

@@ -51,6 +51,7 @@ mod job;
 mod join;
 mod pool;
 mod queue;
+mod scope;
 mod shutdown;
 mod sync;
 mod worker;
@@ -60,6 +61,7 @@ pub use error::{BuildError, ShutdownTimedOut, SubmitError, SubmitErrorKind};
 pub use job::Job;
 pub use join::{JoinError, JoinHandle};
 pub use pool::{Handle, ThreadPool};
+pub use scope::{Scope, ScopedJoinHandle};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -7,6 +7,7 @@ use crate::error::{BuildError, ShutdownTimedOut, SubmitError};
 use crate::job::{Execute, Job, Spawn};
 use crate::join::{JoinHandle, Promise};
 use crate::queue::{Shared, WhenFull};
+use crate::scope::{self, Scope};
 use crate::shutdown;
 use crate::sync::{self, Arc, Duration, Instant, JoinHandle as Thread, Mutex};
 use crate::worker;
@@ -162,6 +163,47 @@ impl ThreadPool {
             Ok(handle) => handle,
             Err(_) => unreachable!("a live ThreadPool's queue is never closed"),
         }
+    }
+
+    /// Runs `f` with a [`Scope`] in which jobs may borrow the caller's data,
+    /// and returns once every job started in it has finished.
+    ///
+    /// Follows [`std::thread::scope`], but the jobs run on this pool's
+    /// workers instead of new threads:
+    /// - `scope` returns only after every job started in it has finished,
+    ///   including jobs started by those jobs;
+    /// - a panic that was [joined](crate::ScopedJoinHandle::join) is the
+    ///   joiner's to handle; any other panic of a scoped job makes `scope`
+    ///   panic after all the jobs are done;
+    /// - if `f` itself panics, `scope` waits for the jobs, then resumes that
+    ///   panic.
+    ///
+    /// On a worker of this same pool, `scope` runs queued jobs while it
+    /// waits, so scopes can nest even on a one-thread pool.
+    ///
+    /// # Panics
+    ///
+    /// If `f` panics, or if a scoped job panicked and was not joined.
+    ///
+    /// # Examples
+    ///
+    /// Doubling a vector in place, one chunk per job:
+    ///
+    /// ```
+    /// let pool = weft::ThreadPool::new(4);
+    /// let mut data: Vec<u64> = (0..1000).collect();
+    /// pool.scope(|s| {
+    ///     for chunk in data.chunks_mut(100) {
+    ///         s.execute(move || chunk.iter_mut().for_each(|x| *x *= 2));
+    ///     }
+    /// });
+    /// assert_eq!(data[999], 1998);
+    /// ```
+    pub fn scope<'env, F, R>(&self, f: F) -> R
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
+    {
+        scope::run(&self.shared, f)
     }
 
     /// A cloneable, `Send + Sync` submitter for this pool that does not keep

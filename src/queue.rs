@@ -262,11 +262,29 @@ impl Shared {
     ///
     /// The task stays in its concrete box until it is accepted, so a refused
     /// closure can be moved back out.
-    pub(crate) fn submit<T: Task>(
+    pub(crate) fn submit<T: Task + 'static>(
         &self,
         task: Box<T>,
         when_full: WhenFull,
     ) -> Result<(), (SubmitErrorKind, Box<T>)> {
+        self.submit_as(task, when_full, Job::from_box)
+    }
+
+    /// [`submit`](Self::submit) for a job that is already type-erased.
+    pub(crate) fn submit_job(
+        &self,
+        job: Job,
+        when_full: WhenFull,
+    ) -> Result<(), (SubmitErrorKind, Job)> {
+        self.submit_as(job, when_full, |job| job)
+    }
+
+    fn submit_as<B>(
+        &self,
+        task: B,
+        when_full: WhenFull,
+        into_job: impl FnOnce(B) -> Job,
+    ) -> Result<(), (SubmitErrorKind, B)> {
         let origin = worker::index_in(self);
         let mut state = self.lock();
         let mut woken = false;
@@ -296,7 +314,7 @@ impl Shared {
             state.blocked_submitters -= 1;
             woken = true;
         }
-        state.queue.push(Job::from_box(task), origin);
+        state.queue.push(into_job(task), origin);
         let wake = state.sleeping_workers > 0;
         drop(state);
         if wake {
