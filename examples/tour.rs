@@ -84,7 +84,23 @@ fn main() {
     println!("    children reported {children:?}");
     assert_eq!(children, [0, 1, 2]);
 
-    step("4. Shutdown drains the queue, then refuses new work");
+    step("4. Scoped jobs borrow the caller's data");
+    let mut readings: Vec<u32> = (0..10_000).collect();
+    let offset = 7; // borrowed, not moved, by every job
+    pool.scope(|s| {
+        for chunk in readings.chunks_mut(1_000) {
+            s.execute(move || chunk.iter_mut().for_each(|r| *r = *r * 2 + offset));
+        }
+    });
+    let checked = readings
+        .iter()
+        .enumerate()
+        .all(|(i, &r)| r == i as u32 * 2 + offset);
+    println!("    10 jobs transformed 10000 readings in place, all correct: {checked}");
+    println!("    -> scope returned only after every job it started had finished.");
+    assert!(checked);
+
+    step("5. Shutdown drains the queue, then refuses new work");
     let handle = pool.handle();
     let slow_done = Arc::new(AtomicUsize::new(0));
     for _ in 0..8 {
@@ -109,7 +125,7 @@ fn main() {
     println!("    -> the closure came back inside the error, unrun; run it here:");
     refused.into_inner()();
 
-    step("5. Bad input is an error, not a crash");
+    step("6. Bad input is an error, not a crash");
     match Builder::new().num_threads(0).build() {
         Err(BuildError::ZeroThreads) => println!("    num_threads(0): {}", BuildError::ZeroThreads),
         other => panic!("expected ZeroThreads, got {other:?}"),
@@ -119,7 +135,7 @@ fn main() {
         other => panic!("expected a spawn error, got {other:?}"),
     }
 
-    step("6. A job may drop its own pool");
+    step("7. A job may drop its own pool");
     let slot = Arc::new(Mutex::new(Some(ThreadPool::new(2))));
     let (tx, rx) = mpsc::channel();
     {

@@ -15,6 +15,10 @@
 //! | `waker`       | `poll`                                       | the promise, which wakes it     |
 //! | `helper`      | a joining pool worker, before it sleeps      | the promise, which wakes it     |
 //!
+//! A scoped job's slot also knows its scope (`Slot::scope`, set once at
+//! creation): whichever of the promise and the handle drops the slot last
+//! reports a panic still in it, one nobody joined, to the scope
+//! (`scope.rs`).
 //! **Blocking join** (outside the pool): wait on the slot's condvar until
 //! `resolved`. The promise resolves under the lock, then notifies, so the
 //! check-then-wait cannot miss it. A promise dropped unrun (a handed-back job
