@@ -46,6 +46,8 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod builder;
+#[cfg(doctest)]
+mod compile_fail;
 mod error;
 mod job;
 mod join;

@@ -4,6 +4,7 @@
 //! Each assertion fails to compile if the promise is broken, so this file
 //! needs no test functions; the one below only makes the run visible.
 
+use std::cell::Cell;
 use std::error::Error;
 use std::fmt::{Debug, Display};
 use std::future::Future;
@@ -12,8 +13,8 @@ use std::rc::Rc;
 
 use static_assertions::{assert_impl_all, assert_not_impl_any};
 use weft::{
-    BuildError, Builder, Handle, Job, JoinError, JoinHandle, ShutdownTimedOut, SubmitError,
-    SubmitErrorKind, ThreadPool,
+    BuildError, Builder, Handle, Job, JoinError, JoinHandle, Scope, ScopedJoinHandle,
+    ShutdownTimedOut, SubmitError, SubmitErrorKind, ThreadPool,
 };
 
 // The pool is shared by reference across threads, but has one owner: it is
@@ -55,6 +56,20 @@ assert_impl_all!(JoinHandle<u8>: Future<Output = Result<u8, JoinError>>);
 assert_impl_all!(JoinHandle<Vec<String>>: Send, Sync);
 assert_not_impl_any!(JoinHandle<u8>: Clone);
 assert_not_impl_any!(JoinHandle<Rc<u8>>: Send, Sync);
+assert_impl_all!(JoinHandle<Cell<u8>>: Send, Sync);
+
+// Jobs capture `&Scope` to start more jobs from a worker, so `Scope` must be
+// `Sync`; like `std::thread::Scope`, it is `Send + Sync` and not `Clone`.
+assert_impl_all!(Scope<'static, 'static>: Send, Sync, Debug);
+assert_not_impl_any!(Scope<'static, 'static>: Clone);
+
+// `ScopedJoinHandle<'_, T>` follows `JoinHandle<T>`: `Send + Sync` iff
+// `T: Send` (a `Cell` result is fine: it sits behind the slot's mutex), and
+// a one-shot owner that is not `Clone`.
+assert_impl_all!(ScopedJoinHandle<'static, u8>: Send, Sync, Debug);
+assert_impl_all!(ScopedJoinHandle<'static, Cell<u8>>: Send, Sync);
+assert_not_impl_any!(ScopedJoinHandle<'static, Rc<u8>>: Send, Sync);
+assert_not_impl_any!(ScopedJoinHandle<'static, u8>: Clone);
 
 // A `JoinError` carries a `Box<dyn Any + Send>` payload yet is `Sync`, so it
 // fits in a `Box<dyn Error + Send + Sync>`.
