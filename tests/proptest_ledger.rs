@@ -12,6 +12,17 @@
 //! spawned before they end (so workers join their own pool's jobs). The owner
 //! may also call `wait_idle` while helpers keep submitting, join its handles,
 //! or resize the pool (`set_num_threads`, 0 included, which must be refused).
+//! And it may run a scoped batch: one `pool.scope` call whose jobs
+//! (`Scope::execute`, or `Scope::spawn` with the handle joined or dropped)
+//! borrow slots of a `Vec` in the calling frame, split with `split_at_mut`;
+//! they may start children through the scope they captured, run a scope of
+//! their own on their worker, and panic; the closure may panic too. After
+//! `scope` returns or panics, every started job has run once and finished,
+//! written each of its slots exactly once (the slots of jobs never started
+//! are untouched), and had its returned value (which borrows the caller's
+//! frame) dropped; `scope` panicked exactly when the closure did (with the
+//! closure's own payload) or a job's panic went unjoined; joined panics came
+//! back as `Err(is_panic)`. Scoped jobs count in the pool's counters.
 //! Every phase but the last ends with all threads quiet and a `wait_idle`
 //! whose counters must be exact. In the last phase the owner ends the pool at
 //! a random point while the helpers still submit: `shutdown`, `drop`,
@@ -37,6 +48,7 @@ mod support;
 use std::any::Any;
 use std::cell::Cell;
 use std::collections::HashSet;
+use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Condvar, Mutex, Once};
@@ -48,12 +60,15 @@ use proptest::sample::Index;
 use proptest::test_runner::FileFailurePersistence;
 use support::block_on;
 use weft::{
-    BuildError, Builder, Handle, Job, JoinError, JoinHandle, SubmitError, SubmitErrorKind,
-    ThreadPool,
+    BuildError, Builder, Handle, Job, JoinError, JoinHandle, Scope, ScopedJoinHandle, SubmitError,
+    SubmitErrorKind, ThreadPool,
 };
 
 /// Marker carried by every panic a job raises on purpose.
 const DELIBERATE: &str = "deliberate ledger panic";
+
+/// What `scope` panics with when a scoped job's panic was never joined.
+const SCOPE_PANIC: &str = "a scoped job panicked";
 
 /// `Entry::parent` of a job submitted by a test thread.
 const NO_PARENT: usize = usize::MAX;
@@ -114,9 +129,109 @@ struct JobSpec {
     children: Vec<(Kind, ChildVia)>,
 }
 
+/// How a scoped job is started: by the scope's closure, or by a scoped job
+/// through the scope it captured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ScopedVia {
+    /// `Scope::execute`: a panic is nobody's to join, so the scope panics.
+    Execute,
+    /// `Scope::spawn`; whoever started it joins the handle (the closure
+    /// before it returns, a job before its body ends), so a panic is the
+    /// joiner's.
+    SpawnJoin,
+    /// `Scope::spawn`; the handle is dropped at once, unjoined: a panic makes
+    /// the scope panic.
+    SpawnDrop,
+}
+
+/// A job of a scoped batch. It starts its children through the scope it
+/// captured, writes its own slots of the batch (borrowed from the frame that
+/// called `scope`; a `Slow` job sleeps first), may run a scope of its own on
+/// its worker (over slots of its own frame), joins the children it spawned
+/// to join, and then panics if its kind is `Panic`.
+#[derive(Clone, Debug)]
+struct ScopedJob {
+    via: ScopedVia,
+    kind: Kind,
+    /// Slots of the batch it writes, each exactly once.
+    slots: usize,
+    /// Started through the captured scope; never joined by the scope's
+    /// closure (`SpawnJoin` ones are joined by this job).
+    children: Vec<ScopedJob>,
+    /// A nested `pool.scope`, run by this job on its worker (which helps
+    /// while it waits). Its outcome is checked there and does not propagate.
+    inner: Option<Box<ScopeBatch>>,
+}
+
+impl ScopedJob {
+    fn panics(&self) -> bool {
+        self.kind == Kind::Panic
+    }
+
+    /// Slots of this job and its children: a contiguous run of the batch.
+    fn slot_count(&self) -> usize {
+        self.slots
+            + self
+                .children
+                .iter()
+                .map(ScopedJob::slot_count)
+                .sum::<usize>()
+    }
+
+    /// This job and its children (not the jobs of its inner scope).
+    fn job_count(&self) -> usize {
+        1 + self
+            .children
+            .iter()
+            .map(ScopedJob::job_count)
+            .sum::<usize>()
+    }
+
+    /// Jobs of this subtree that return a value (do not panic).
+    fn value_count(&self) -> usize {
+        usize::from(!self.panics())
+            + self
+                .children
+                .iter()
+                .map(ScopedJob::value_count)
+                .sum::<usize>()
+    }
+
+    /// Whether a job of this subtree panics with nobody to join it. A
+    /// `SpawnJoin` child is always joined: its parent joins it before its
+    /// own body ends, panicking or not.
+    fn unjoined_panic(&self) -> bool {
+        (self.panics() && self.via != ScopedVia::SpawnJoin)
+            || self.children.iter().any(ScopedJob::unjoined_panic)
+    }
+}
+
+/// One `pool.scope` call over a batch of slots owned by the calling frame.
+#[derive(Clone, Debug)]
+struct ScopeBatch {
+    jobs: Vec<ScopedJob>,
+    /// The closure panics just before starting `jobs[at]` (at `jobs.len()`:
+    /// after starting them all, before joining any).
+    closure_panics: Option<Index>,
+}
+
+impl ScopeBatch {
+    /// Where the closure panics, if it does: the jobs it starts before.
+    fn stop(&self) -> Option<usize> {
+        self.closure_panics.map(|at| at.index(self.jobs.len() + 1))
+    }
+
+    /// The top-level jobs the closure starts.
+    fn started(&self) -> &[ScopedJob] {
+        &self.jobs[..self.stop().unwrap_or(self.jobs.len())]
+    }
+}
+
 #[derive(Clone, Debug)]
 enum OwnerOp {
     Submit(JobSpec, Via),
+    /// `pool.scope` over a batch of the owner's stack data.
+    Scope(ScopeBatch),
     /// `wait_idle` while helpers may still be submitting.
     WaitIdle,
     /// Joins every handle the owner holds.
@@ -173,7 +288,10 @@ impl Scenario {
                     .iter()
                     .map(|op| match op {
                         OwnerOp::Submit(spec, _) => cost(spec),
-                        OwnerOp::WaitIdle | OwnerOp::JoinSpawned | OwnerOp::Resize(_) => 0,
+                        OwnerOp::Scope(_)
+                        | OwnerOp::WaitIdle
+                        | OwnerOp::JoinSpawned
+                        | OwnerOp::Resize(_) => 0,
                     })
                     .sum();
                 let helpers: usize = phase
@@ -216,9 +334,60 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
         .prop_map(|(kind, children)| JobSpec { kind, children })
 }
 
+fn scoped_via() -> impl Strategy<Value = ScopedVia> {
+    prop_oneof![
+        3 => Just(ScopedVia::Execute),
+        2 => Just(ScopedVia::SpawnJoin),
+        1 => Just(ScopedVia::SpawnDrop),
+    ]
+}
+
+/// A scoped job; at `depth > 0` it may have children (leaves) and an inner
+/// scope one level shallower.
+fn scoped_job(depth: u32) -> BoxedStrategy<ScopedJob> {
+    let leaf = (scoped_via(), kind(), 1..=2usize);
+    if depth == 0 {
+        return leaf
+            .prop_map(|(via, kind, slots)| ScopedJob {
+                via,
+                kind,
+                slots,
+                children: Vec::new(),
+                inner: None,
+            })
+            .boxed();
+    }
+    (
+        leaf,
+        prop::collection::vec(scoped_job(0), 0..=2),
+        prop::option::weighted(0.2, scope_batch(depth - 1).prop_map(Box::new)),
+    )
+        .prop_map(|((via, kind, slots), children, inner)| ScopedJob {
+            via,
+            kind,
+            slots,
+            children,
+            inner,
+        })
+        .boxed()
+}
+
+fn scope_batch(depth: u32) -> BoxedStrategy<ScopeBatch> {
+    (
+        prop::collection::vec(scoped_job(depth), 0..=4),
+        prop::option::weighted(0.15, any::<Index>()),
+    )
+        .prop_map(|(jobs, closure_panics)| ScopeBatch {
+            jobs,
+            closure_panics,
+        })
+        .boxed()
+}
+
 fn owner_op() -> impl Strategy<Value = OwnerOp> {
     prop_oneof![
         10 => (job_spec(), via()).prop_map(|(spec, via)| OwnerOp::Submit(spec, via)),
+        2 => scope_batch(1).prop_map(OwnerOp::Scope),
         2 => Just(OwnerOp::WaitIdle),
         1 => Just(OwnerOp::JoinSpawned),
         1 => (0..=4usize).prop_map(OwnerOp::Resize),
@@ -308,6 +477,13 @@ struct Ledger {
     next_id: AtomicUsize,
     /// Set by the owner just before it ends the pool.
     ending_begun: AtomicBool,
+    /// Scoped jobs that started running (they have no entries: a scoped
+    /// batch checks its own jobs), and those of them that panicked. Both
+    /// count in the pool's counters.
+    scoped_runs: AtomicUsize,
+    scoped_panics: AtomicUsize,
+    /// Numbers the scopes, so that each closure's panic payload is its own.
+    scopes: AtomicUsize,
     violations: Mutex<Vec<String>>,
 }
 
@@ -368,6 +544,9 @@ impl Ledger {
             entries: (0..capacity).map(|_| Entry::default()).collect(),
             next_id: AtomicUsize::new(0),
             ending_begun: AtomicBool::new(false),
+            scoped_runs: AtomicUsize::new(0),
+            scoped_panics: AtomicUsize::new(0),
+            scopes: AtomicUsize::new(0),
             violations: Mutex::new(Vec::new()),
         }
     }
@@ -686,6 +865,309 @@ fn submit_from_outside(
 }
 
 // ---------------------------------------------------------------------------
+// Scoped batches
+// ---------------------------------------------------------------------------
+
+/// What one scoped job did, as seen by the checks after its scope.
+#[derive(Default)]
+struct Track {
+    runs: AtomicUsize,
+    /// Its body got to the end (just before a deliberate panic).
+    finished: AtomicBool,
+}
+
+/// What the jobs of one batch share, borrowed from the frame that called
+/// `scope`.
+struct Batch<'a> {
+    ledger: &'a Ledger,
+    pool: &'a ThreadPool,
+    /// One per job of the batch, in pre-order (a job, then its children's
+    /// subtrees), so a subtree's tracks are contiguous.
+    tracks: &'a [Track],
+    /// Values the batch's jobs returned that have been dropped.
+    values_dropped: &'a AtomicUsize,
+}
+
+/// What a scoped job returns (a `SpawnJoin` job's joiner gets it): its
+/// track, and a borrow of the calling frame's counter, which it bumps when
+/// dropped. A value may borrow from the scope, so it must be dropped before
+/// `scope` returns, by its joiner or, unjoined, by the pool.
+struct ScopedValue<'a> {
+    track: usize,
+    dropped: &'a AtomicUsize,
+}
+
+impl Drop for ScopedValue<'_> {
+    fn drop(&mut self) {
+        self.dropped.fetch_add(1, SeqCst);
+    }
+}
+
+/// A scoped job's handle kept for joining, with the job's index and spec.
+type ToJoin<'scope, 'env> = (
+    usize,
+    &'env ScopedJob,
+    ScopedJoinHandle<'scope, ScopedValue<'env>>,
+);
+
+/// Runs `batch` in one `pool.scope` call over slots owned by this frame, then
+/// checks that the scope kept its promises (`std::thread::scope`'s):
+/// - it returned only after every job started in it (by the closure or by
+///   a scoped job) ran once and finished, each having written its slots
+///   exactly once, and the slots of jobs never started are untouched;
+/// - every value a job returned was dropped before it returned;
+/// - it returned the closure's value if nothing went wrong, panicked with
+///   the closure's own payload if the closure panicked, and otherwise
+///   panicked with its own message exactly when a job's panic was not
+///   joined (joins themselves are checked where they happen).
+///
+/// `who` names the caller in violations.
+fn run_batch(ledger: &Ledger, pool: &ThreadPool, batch: &ScopeBatch, who: &str) {
+    let jobs: usize = batch.jobs.iter().map(ScopedJob::job_count).sum();
+    let tracks: Vec<Track> = (0..jobs).map(|_| Track::default()).collect();
+    let mut slots = vec![0_u32; batch.jobs.iter().map(ScopedJob::slot_count).sum()];
+    let values_dropped = AtomicUsize::new(0);
+    let env = Batch {
+        ledger,
+        pool,
+        tracks: &tracks,
+        values_dropped: &values_dropped,
+    };
+    let stop = batch.stop();
+    let closure_payload = format!(
+        "{DELIBERATE} (closure of scope {})",
+        ledger.scopes.fetch_add(1, SeqCst)
+    );
+
+    let mut rest: &mut [u32] = &mut slots;
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        pool.scope(|s| {
+            let mut joins = Vec::new();
+            let mut track = 0;
+            for (i, job) in batch.jobs.iter().enumerate() {
+                if stop == Some(i) {
+                    panic::panic_any(closure_payload.clone());
+                }
+                let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(job.slot_count());
+                rest = tail;
+                joins.extend(start_scoped(s, &env, job, track, chunk));
+                track += job.job_count();
+            }
+            if stop == Some(batch.jobs.len()) {
+                panic::panic_any(closure_payload.clone());
+            }
+            join_scoped(&env, joins, who)
+        })
+    }));
+
+    let started = batch.started();
+    // First what makes `scope` sound: nothing of the batch is still running,
+    // and no value is still to be dropped. Jobs never started are the tail
+    // of the pre-order, and so are their slots.
+    let ran: usize = started.iter().map(ScopedJob::job_count).sum();
+    let values: usize = started.iter().map(ScopedJob::value_count).sum();
+    let dropped = values_dropped.load(SeqCst);
+    let unfinished = tracks[..ran]
+        .iter()
+        .position(|track| !track.finished.load(SeqCst));
+    if unfinished.is_some() || dropped < values {
+        // A job (or a value) may still touch this frame, and the scope it
+        // captured, once they are gone: recording this and going on would be
+        // a use after free.
+        let job = unfinished.map_or("every job had finished".to_owned(), |index| {
+            format!("scoped job {index} had not finished")
+        });
+        abort_case(&format!(
+            "{who}: when scope returned, {job}, and {dropped} of the {values} values its \
+             jobs returned had been dropped"
+        ));
+    }
+    for (index, track) in tracks.iter().enumerate() {
+        let (runs, finished) = (track.runs.load(SeqCst), track.finished.load(SeqCst));
+        let should_run = index < ran;
+        if runs != usize::from(should_run) || finished != should_run {
+            ledger.violation(format!(
+                "{who}: when scope returned, scoped job {index} had run {runs} times \
+                 (finished: {finished}); it was {}started",
+                if should_run { "" } else { "never " }
+            ));
+        }
+    }
+    let written: usize = started.iter().map(ScopedJob::slot_count).sum();
+    for (index, &writes) in slots.iter().enumerate() {
+        let expected = u32::from(index < written);
+        if writes != expected {
+            ledger.violation(format!(
+                "{who}: when scope returned, slot {index} had been written {writes} times, \
+                 not {expected}"
+            ));
+        }
+    }
+    if dropped != values {
+        ledger.violation(format!(
+            "{who}: when scope returned, {dropped} of the {values} values its jobs returned \
+             had been dropped"
+        ));
+    }
+
+    let expected_joins = started
+        .iter()
+        .filter(|job| job.via == ScopedVia::SpawnJoin)
+        .count();
+    let unjoined_panic = started.iter().any(ScopedJob::unjoined_panic);
+    match (&outcome, stop.is_some(), unjoined_panic) {
+        (Err(payload), true, _) => {
+            if payload_text(&**payload) != Some(closure_payload.as_str()) {
+                ledger.violation(format!(
+                    "{who}: the closure panicked, but scope panicked with {:?}",
+                    payload_text(&**payload)
+                ));
+            }
+        }
+        (Err(payload), false, true) => {
+            if payload_text(&**payload) != Some(SCOPE_PANIC) {
+                ledger.violation(format!(
+                    "{who}: scope panicked with {:?} for an unjoined panic",
+                    payload_text(&**payload)
+                ));
+            }
+        }
+        (Ok(joined), false, false) => {
+            if *joined != expected_joins {
+                ledger.violation(format!(
+                    "{who}: scope returned {joined}, but its closure joined {expected_joins}"
+                ));
+            }
+        }
+        (Ok(_), ..) => ledger.violation(format!(
+            "{who}: scope returned normally, but its closure panicked ({}) or a scoped job's \
+             panic went unjoined ({unjoined_panic})",
+            stop.is_some()
+        )),
+        (Err(payload), false, false) => ledger.violation(format!(
+            "{who}: scope panicked ({:?}) with no closure panic and every job panic joined",
+            payload_text(&**payload)
+        )),
+    }
+}
+
+/// Starts `job` (at `track`) in `s`, borrowing `slots` (its subtree's);
+/// returns its handle if it is to be joined.
+fn start_scoped<'scope, 'env>(
+    s: &'scope Scope<'scope, 'env>,
+    env: &'env Batch<'env>,
+    job: &'env ScopedJob,
+    track: usize,
+    slots: &'env mut [u32],
+) -> Option<ToJoin<'scope, 'env>> {
+    let body = move || {
+        // Moved, not reborrowed: the job and its children keep the borrow.
+        let slots = slots;
+        scoped_body(s, env, job, track, slots)
+    };
+    match job.via {
+        ScopedVia::Execute => {
+            s.execute(move || drop(body()));
+            None
+        }
+        ScopedVia::SpawnJoin => Some((track, job, s.spawn(body))),
+        ScopedVia::SpawnDrop => {
+            drop(s.spawn(body));
+            None
+        }
+    }
+}
+
+/// The body of a scoped job: starts its children through the captured
+/// scope, writes its own slots, runs its inner scope, joins the children it
+/// spawned to join, then returns its value or panics.
+fn scoped_body<'scope, 'env>(
+    s: &'scope Scope<'scope, 'env>,
+    env: &'env Batch<'env>,
+    job: &'env ScopedJob,
+    track: usize,
+    slots: &'env mut [u32],
+) -> ScopedValue<'env> {
+    let ledger = env.ledger;
+    ledger.scoped_runs.fetch_add(1, SeqCst);
+    let me = &env.tracks[track];
+    if me.runs.fetch_add(1, SeqCst) != 0 {
+        ledger.violation(format!("scoped job {track} ran twice"));
+    }
+    if Handle::current().is_none() {
+        ledger.violation(format!("scoped job {track} runs outside the pool"));
+    }
+    let (mine, mut rest) = slots.split_at_mut(job.slots);
+    let mut joins = Vec::new();
+    let mut child_track = track + 1;
+    for child in &job.children {
+        let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(child.slot_count());
+        rest = tail;
+        joins.extend(start_scoped(s, env, child, child_track, chunk));
+        child_track += child.job_count();
+    }
+    if job.kind == Kind::Slow {
+        thread::sleep(Duration::from_micros(200));
+    }
+    for slot in mine.iter_mut() {
+        if *slot != 0 {
+            ledger.violation(format!("scoped job {track} found its slot written"));
+        }
+        *slot += 1;
+    }
+    if let Some(inner) = &job.inner {
+        run_batch(ledger, env.pool, inner, "a scope inside a scoped job");
+    }
+    join_scoped(env, joins, "a scoped job");
+    me.finished.store(true, SeqCst);
+    if job.panics() {
+        ledger.scoped_panics.fetch_add(1, SeqCst);
+        panic!("{DELIBERATE} (scoped job {track})");
+    }
+    ScopedValue {
+        track,
+        dropped: env.values_dropped,
+    }
+}
+
+/// Joins scoped handles, oldest first, checking each result against its
+/// job; returns how many it joined.
+fn join_scoped(env: &Batch<'_>, joins: Vec<ToJoin<'_, '_>>, who: &str) -> usize {
+    let count = joins.len();
+    for (track, job, handle) in joins {
+        // `is_finished` first: the job sets `finished` before its result, so
+        // once the result is there, so is `finished`.
+        if handle.is_finished() && !env.tracks[track].finished.load(SeqCst) {
+            env.ledger.violation(format!(
+                "{who}: scoped job {track}'s handle is finished, but the job is not"
+            ));
+        }
+        match handle.join() {
+            Ok(value) => {
+                if value.track != track || job.panics() {
+                    env.ledger.violation(format!(
+                        "{who}: scoped job {track} ({:?}) joined Ok with job {}'s value",
+                        job.kind, value.track
+                    ));
+                }
+            }
+            Err(err) => {
+                let deliberate = err.is_panic()
+                    && payload_text(&*err.into_panic()).is_some_and(|t| t.contains(DELIBERATE));
+                if !deliberate || !job.panics() {
+                    env.ledger.violation(format!(
+                        "{who}: scoped job {track} ({:?}) joined as an error that is not its \
+                         own panic",
+                        job.kind
+                    ));
+                }
+            }
+        }
+    }
+    count
+}
+
+// ---------------------------------------------------------------------------
 // Workers
 // ---------------------------------------------------------------------------
 
@@ -755,9 +1237,13 @@ fn wait_idle_and_check(
     let panicked = pool.panic_count();
     let handler_calls = handled.map(|calls| calls.load(SeqCst));
     let total_runs = ledger.total_pool_runs();
+    // Only the owner runs scopes, and each has returned (so its jobs have
+    // all finished) before the owner got here.
+    let scoped_runs = ledger.scoped_runs.load(SeqCst);
+    let scoped_panics = ledger.scoped_panics.load(SeqCst);
 
     let was_accepted_before = |id: usize| accepted_before.get(id).copied().unwrap_or(false);
-    let mut covered = 0;
+    let mut covered = scoped_runs;
     for id in 0..ledger.created() {
         let entry = ledger.entry(id);
         let parent = entry.parent.load(SeqCst);
@@ -783,9 +1269,10 @@ fn wait_idle_and_check(
             "after wait_idle: completed {completed} + panicked {panicked} < {covered} jobs finished"
         ));
     }
-    if completed + panicked > total_runs {
+    if completed + panicked > total_runs + scoped_runs {
         ledger.violation(format!(
-            "after wait_idle: completed {completed} + panicked {panicked} > {total_runs} runs"
+            "after wait_idle: completed {completed} + panicked {panicked} > {total_runs} runs \
+             + {scoped_runs} scoped runs"
         ));
     }
     if let Some(size) = quiet {
@@ -797,10 +1284,14 @@ fn wait_idle_and_check(
             .filter(|&id| !ledger.entry(id).spawned.load(SeqCst))
             .map(runs)
             .sum();
-        if panicked != panicking_runs || completed != total_runs - panicking_runs {
+        // A scoped job's panic goes to the scope, never to the handler.
+        if panicked != panicking_runs + scoped_panics
+            || completed != total_runs - panicking_runs + scoped_runs - scoped_panics
+        {
             ledger.violation(format!(
                 "idle counters inexact: completed {completed}, panicked {panicked}; \
-                 ran {total_runs} of which {panicking_runs} panicking"
+                 ran {total_runs} of which {panicking_runs} panicking, and {scoped_runs} \
+                 scoped jobs of which {scoped_panics} panicking"
             ));
         }
         if pool.queued_count() != 0 || pool.active_count() != 0 {
@@ -988,6 +1479,9 @@ fn run(scenario: &Scenario) -> Vec<String> {
                             ledger.violation("a job was accepted after the pool's end".to_owned());
                         }
                     }
+                    (OwnerOp::Scope(batch), Some(live)) => {
+                        run_batch(&ledger, live, batch, "the owner's scope")
+                    }
                     (OwnerOp::WaitIdle, Some(live)) => {
                         wait_idle_and_check(&ledger, live, handled, None)
                     }
@@ -1005,7 +1499,7 @@ fn run(scenario: &Scenario) -> Vec<String> {
                             ));
                         }
                     }
-                    (OwnerOp::WaitIdle | OwnerOp::Resize(_), None) => {}
+                    (OwnerOp::Scope(_) | OwnerOp::WaitIdle | OwnerOp::Resize(_), None) => {}
                 }
             }
             if index != last_phase {
@@ -1122,7 +1616,11 @@ fn quiet_deliberate_panics() {
     INSTALL.call_once(|| {
         let default_hook = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            if !payload_text(info.payload()).is_some_and(|t| t.contains(DELIBERATE)) {
+            // A scope's own panic is always caught and checked by
+            // `run_batch`.
+            let quiet = payload_text(info.payload())
+                .is_some_and(|t| t.contains(DELIBERATE) || t == SCOPE_PANIC);
+            if !quiet {
                 default_hook(info);
             }
         }));
@@ -1142,12 +1640,34 @@ fn start_watchdog() {
             thread::sleep(Duration::from_secs(1));
             if let Some((started, scenario)) = &*CURRENT_CASE.lock().unwrap() {
                 if started.elapsed() > HANG {
-                    eprintln!("ledger case hung for over {HANG:?}:\n{scenario}");
+                    // Not `eprintln!`: this thread inherits the test's
+                    // output capture, which the abort would lose.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "ledger case hung for over {HANG:?}:\n{scenario}"
+                    );
                     std::process::abort();
                 }
             }
         });
     });
+}
+
+/// For a violation after which the case cannot safely go on: aborts the
+/// process with the message and the running scenario (no shrinking).
+fn abort_case(message: &str) -> ! {
+    let scenario = CURRENT_CASE
+        .lock()
+        .map(|case| case.as_ref().map(|(_, scenario)| scenario.clone()))
+        .unwrap_or_default()
+        .unwrap_or_default();
+    // Not `eprintln!`: the test harness captures it, and the abort would
+    // lose it.
+    let _ = writeln!(
+        std::io::stderr(),
+        "ledger violation, unsafe to go on: {message}\nin the case:\n{scenario}"
+    );
+    std::process::abort();
 }
 
 fn cases() -> u32 {

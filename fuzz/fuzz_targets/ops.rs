@@ -10,11 +10,15 @@
 //! on the pool, through handles, from submitter threads, in bursts, and from
 //! inside jobs, including jobs that spawn children and join them), join or
 //! await or detach `JoinHandle`s, fill a bounded queue while every worker is
-//! held (`Probe`), resize the pool (`set_num_threads`), wait for idleness and
-//! read the metrics. The terminal is `shutdown`, `drop`, `shutdown_now` (the
-//! handed-back jobs are then run or dropped) or `shutdown_timeout` (tiny or
-//! generous), performed by the owner, by a submitter thread while the owner
-//! goes on, or from inside one of the pool's own jobs. Operations after the
+//! held (`Probe`), resize the pool (`set_num_threads`), wait for idleness,
+//! read the metrics, and run scoped batches (`Scope`: one `pool.scope` call
+//! whose jobs borrow slots of the owner's stack, start children through the
+//! scope they captured, run a scope of their own on their worker, and panic
+//! or not, joined or not). The terminal is `shutdown`, `drop`,
+//! `shutdown_now` (the handed-back jobs are then run or dropped) or
+//! `shutdown_timeout` (tiny or generous), performed by the owner, by a
+//! submitter thread while the owner goes on, or from inside one of the
+//! pool's own jobs. Operations after the
 //! terminal still submit through handles, so submissions race the shutdown.
 //!
 //! Every job gets a record (`Rec`): its status as its submitter saw it
@@ -52,6 +56,16 @@
 //!   job accepted before the call (and every child those accepted) finished;
 //!   at a quiescent point the counters are exact, and after a shrink the
 //!   surplus workers retire;
+//! * when `scope` returns or panics, every job started in it (by its
+//!   closure or by a scoped job) has run exactly once and finished, having
+//!   written each of its borrowed slots exactly once (the slots of jobs
+//!   never started are untouched), and every value a job returned has been
+//!   dropped; `scope` resumed the closure's own panic if the closure
+//!   panicked, else panicked with its own message exactly when a job's
+//!   panic went unjoined, else returned the closure's value; a joined
+//!   panic comes back as `Err(is_panic)` with its payload. Scoped jobs
+//!   count in `completed_count` / `panic_count`, never in the panic
+//!   handler's calls;
 //! * when a shutdown returns, every worker ran its start and stop hooks and
 //!   has exited (a thread-local's destructor counts exits), except, after a
 //!   shutdown from inside a job, the workers running the jobs it may leave
@@ -70,7 +84,9 @@
 //! `-Cpanic`), but libfuzzer-sys installs a panic hook that aborts on *every*
 //! panic, caught or not. `init` wraps that hook: panics whose payload is one
 //! of this file's marker types return quietly and unwind; anything else goes
-//! on to libFuzzer's hook and aborts.
+//! on to libFuzzer's hook and aborts. So do the two panics a scope is
+//! expected to raise (its closure's `ClosurePanic`, and its own "a scoped
+//! job panicked"), which `run_scope` catches and checks.
 
 #![no_main]
 
@@ -85,15 +101,18 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use arbitrary::Arbitrary;
+use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use weft::{
-    BuildError, Builder, Handle, Job, JoinError, JoinHandle, SubmitError, SubmitErrorKind,
-    ThreadPool,
+    BuildError, Builder, Handle, Job, JoinError, JoinHandle, Scope, ScopedJoinHandle, SubmitError,
+    SubmitErrorKind, ThreadPool,
 };
 
 /// Operations per input (longer inputs are truncated).
 const MAX_OPS: usize = 64;
+/// Jobs a scope's closure starts, and children a scoped job starts.
+const MAX_SCOPED: usize = 3;
+const MAX_CHILDREN: usize = 2;
 /// Jobs per `Burst`.
 const MAX_BURST: u8 = 4;
 /// Longest sleep in a job or a `Pause`, in microseconds.
@@ -191,7 +210,7 @@ enum Kind {
     },
 }
 
-#[derive(Arbitrary, Debug, Clone, Copy)]
+#[derive(Arbitrary, Debug, Clone)]
 enum Op {
     /// The owner submits on the pool (after the terminal: on its handle).
     Owner { via: Via, kind: Kind },
@@ -226,6 +245,107 @@ enum Op {
     Metrics,
     /// The owner sleeps `us % (MAX_SLEEP_US + 1)` microseconds.
     Pause(u8),
+    /// `pool.scope` over slots of a `Vec` on the owner's stack (skipped after
+    /// the terminal: `scope` borrows the pool). The closure starts `jobs`
+    /// (the first `MAX_SCOPED`), each lent its own run of slots, then joins
+    /// the `SpawnJoin` ones, oldest first (with `newest_first`, newest
+    /// first). With `closure_panic: Some(at)` it panics instead just before
+    /// starting job `at % (jobs + 1)` (at `jobs`: before joining any).
+    Scope {
+        jobs: Vec<ScopedJob>,
+        closure_panic: Option<u8>,
+        newest_first: bool,
+    },
+}
+
+/// How a scoped job is started: by the scope's closure, or by a scoped job
+/// through the scope it captured. (One byte of input, as is `ScopedKind`:
+/// see their `Arbitrary` impls.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScopedVia {
+    /// `Scope::execute`: a panic is nobody's to join, so the scope panics.
+    Execute,
+    /// `Scope::spawn`; whoever started it joins the handle (the closure
+    /// before it returns, a scoped job before its body ends).
+    SpawnJoin,
+    /// `Scope::spawn`; the handle is dropped at once, unjoined.
+    SpawnDrop,
+}
+
+/// What a scoped job does besides writing its slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScopedKind {
+    Ok,
+    Panic,
+    /// A `Bomb` panic, for `Execute` (spawned: a plain panic; its joiner, or
+    /// whoever drops its handle, would drop the payload).
+    PanicBomb,
+    Yield,
+    /// Sleeps `us % (MAX_SLEEP_US + 1)` µs before writing its slots.
+    Sleep(u8),
+}
+
+// A derived enum takes four bytes of input for its variant; an input holds a
+// scoped batch of up to 9 jobs, so these take one.
+impl<'a> Arbitrary<'a> for ScopedVia {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(match u8::arbitrary(u)? % 3 {
+            0 => ScopedVia::Execute,
+            1 => ScopedVia::SpawnJoin,
+            _ => ScopedVia::SpawnDrop,
+        })
+    }
+
+    fn size_hint(_depth: usize) -> (usize, Option<usize>) {
+        (1, Some(1))
+    }
+}
+
+impl<'a> Arbitrary<'a> for ScopedKind {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let byte = u8::arbitrary(u)?;
+        Ok(match byte % 5 {
+            0 => ScopedKind::Ok,
+            1 => ScopedKind::Panic,
+            2 => ScopedKind::PanicBomb,
+            3 => ScopedKind::Yield,
+            _ => ScopedKind::Sleep(byte / 5),
+        })
+    }
+
+    fn size_hint(_depth: usize) -> (usize, Option<usize>) {
+        (1, Some(1))
+    }
+}
+
+/// A scoped job without children: writes `1 + slots % 3` slots.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+struct ScopedLeaf {
+    via: ScopedVia,
+    kind: ScopedKind,
+    slots: u8,
+}
+
+/// A scoped job started by a scope's closure. It starts its first
+/// `MAX_CHILDREN` children through the scope it captured, writes its slots,
+/// may run a scope of its own on its worker (`nested`: only in the owner's
+/// scope), may submit a plain job through `Handle::current()` (detached),
+/// joins its `SpawnJoin` children, and panics last if its kind says so.
+#[derive(Arbitrary, Debug, Clone)]
+struct ScopedJob {
+    job: ScopedLeaf,
+    children: Vec<ScopedLeaf>,
+    nested: Option<Nested>,
+    submit: Option<(Via, Kind)>,
+}
+
+/// A scope run by a scoped job on its worker, which helps while it waits:
+/// the owner's batch again (its first `1 + n % len` jobs, nothing nested),
+/// over slots of the job's own frame; the closure panics as in `Op::Scope`.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+struct Nested {
+    n: u8,
+    closure_panic: Option<u8>,
 }
 
 /// How the owner resolves a `JoinHandle` it holds.
@@ -293,6 +413,18 @@ impl Drop for Bomb {
 
 fn is_deliberate(payload: &(dyn Any + Send)) -> bool {
     payload.is::<Deliberate>() || payload.is::<Bomb>()
+}
+
+/// The payload of a scope closure's deliberate panic: the scope's number, so
+/// that the panic `scope` resumes can be told to be that very one.
+struct ClosurePanic(usize);
+
+/// What `scope` panics with when a scoped job's panic was never joined.
+const SCOPE_PANIC: &str = "a scoped job panicked";
+
+/// A panic `run_scope` expects from a scope (it catches and checks each).
+fn is_scope_panic(payload: &(dyn Any + Send)) -> bool {
+    payload.is::<ClosurePanic>() || payload.downcast_ref::<&str>() == Some(&SCOPE_PANIC)
 }
 
 // ---------------------------------------------------------------------------
@@ -397,6 +529,13 @@ struct Ctx {
     /// The largest size the pool was set to: at least that many workers
     /// must have started by the time a shutdown returns.
     max_target: AtomicUsize,
+    /// Scoped jobs that started, and those that panicked (they have no
+    /// `Rec`: each scope checks its own jobs). Both count in the pool's
+    /// counters; none reaches the panic handler.
+    scoped_ran: AtomicUsize,
+    scoped_panicked: AtomicUsize,
+    /// Scopes run so far (numbers each closure's `ClosurePanic`).
+    scopes: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -525,6 +664,11 @@ impl Ctx {
                 ),
             }
         }
+        // Every scope has returned (only the owner runs them, and a scoped
+        // job's nested scope returns before that job ends).
+        let scoped_panicked = self.scoped_panicked.load(SeqCst);
+        ok += self.scoped_ran.load(SeqCst) - scoped_panicked;
+        panicked += scoped_panicked;
         assert_eq!(pool.queued_count(), 0, "idle, but jobs are queued");
         assert_eq!(pool.active_count(), 0, "idle, but jobs are running");
         assert_eq!(
@@ -546,12 +690,14 @@ impl Ctx {
         }
     }
 
-    /// Jobs that have started running so far.
+    /// Jobs that have started running so far, scoped ones included.
     fn ran(&self) -> usize {
+        let scoped = self.scoped_ran.load(SeqCst);
         lock(&self.recs)
             .iter()
             .filter(|r| r.runs.load(SeqCst) > 0)
             .count()
+            + scoped
     }
 
     /// Workers started and not stopped (by the hooks).
@@ -1325,6 +1471,393 @@ fn block_on<F: Future>(future: F) -> F::Output {
 }
 
 // ---------------------------------------------------------------------------
+// Scoped batches
+
+impl ScopedLeaf {
+    fn slot_count(&self) -> usize {
+        1 + usize::from(self.slots % 3)
+    }
+
+    /// Its kind as run: a spawned job's `Bomb` would be dropped by its
+    /// joiner, or by whoever drops its handle (racing the job), so it panics
+    /// plainly instead.
+    fn kind(&self) -> ScopedKind {
+        match (self.kind, self.via) {
+            (ScopedKind::PanicBomb, ScopedVia::SpawnJoin | ScopedVia::SpawnDrop) => {
+                ScopedKind::Panic
+            }
+            (kind, _) => kind,
+        }
+    }
+
+    fn panics(&self) -> bool {
+        matches!(self.kind, ScopedKind::Panic | ScopedKind::PanicBomb)
+    }
+
+    /// As a job with no children, nothing nested and nothing submitted.
+    fn alone(self) -> ScopedJob {
+        ScopedJob {
+            job: self,
+            children: Vec::new(),
+            nested: None,
+            submit: None,
+        }
+    }
+}
+
+impl ScopedJob {
+    fn children(&self) -> &[ScopedLeaf] {
+        &self.children[..self.children.len().min(MAX_CHILDREN)]
+    }
+
+    /// Its slots and its children's: a contiguous run of the batch, its own
+    /// first.
+    fn slot_count(&self) -> usize {
+        self.job.slot_count()
+            + self
+                .children()
+                .iter()
+                .map(ScopedLeaf::slot_count)
+                .sum::<usize>()
+    }
+
+    /// It and its children: a contiguous run of the batch's tracks, itself
+    /// first.
+    fn job_count(&self) -> usize {
+        1 + self.children().len()
+    }
+
+    /// Jobs of it and its children that return a value (do not panic).
+    fn value_count(&self) -> usize {
+        std::iter::once(&self.job)
+            .chain(self.children())
+            .filter(|leaf| !leaf.panics())
+            .count()
+    }
+
+    /// A job of it or its children panics with nobody to join it. (It
+    /// joins its `SpawnJoin` children before its body ends, panicking or
+    /// not.)
+    fn unjoined_panic(&self) -> bool {
+        std::iter::once(&self.job)
+            .chain(self.children())
+            .any(|leaf| leaf.panics() && leaf.via != ScopedVia::SpawnJoin)
+    }
+}
+
+/// One `scope` call as run: the jobs its closure starts, where the closure
+/// panics (before starting `jobs[stop]`, or at `jobs.len()` after starting
+/// them all), the order it joins in, and whether its jobs run nested scopes.
+#[derive(Clone, Copy)]
+struct Plan<'a> {
+    jobs: &'a [ScopedJob],
+    stop: Option<usize>,
+    newest_first: bool,
+    nest: bool,
+}
+
+/// What the jobs of one scope share, borrowed from the frame that called
+/// `scope`.
+struct Batch<'a> {
+    ctx: &'a Arc<Ctx>,
+    pool: &'a ThreadPool,
+    plan: Plan<'a>,
+    /// One per job, in order: a job, then its children.
+    tracks: &'a [Track],
+    /// Values returned by the batch's jobs that have been dropped.
+    values_dropped: &'a AtomicUsize,
+}
+
+/// What one scoped job did, as the checks see it.
+#[derive(Default)]
+struct Track {
+    runs: AtomicU32,
+    /// Its body got to the end (just before a deliberate panic).
+    finished: AtomicBool,
+}
+
+/// What a scoped job returns: its track, and a borrow of the calling frame's
+/// counter, bumped when the value is dropped. A value may borrow from the
+/// scope, so it must be dropped before `scope` returns: by its joiner or,
+/// unjoined, by the pool.
+struct ScopedValue<'a> {
+    track: usize,
+    dropped: &'a AtomicUsize,
+}
+
+impl Drop for ScopedValue<'_> {
+    fn drop(&mut self) {
+        self.dropped.fetch_add(1, SeqCst);
+    }
+}
+
+/// A scoped handle to join: the job's track, whether it panics, the handle.
+type ToJoin<'scope, 'env> = (usize, bool, ScopedJoinHandle<'scope, ScopedValue<'env>>);
+
+/// Runs `plan` in one `pool.scope` call over slots of a `Vec` in this frame,
+/// then checks `std::thread::scope`'s promises: when `scope` returns or
+/// panics, every job started in it (by the closure or by a scoped job) has
+/// run exactly once and finished, having written each of its slots exactly
+/// once, the slots of jobs never started are untouched, and every value a
+/// job returned has been dropped; `scope` panicked with the closure's own
+/// payload if the closure panicked, else with its own message exactly when
+/// a job's panic went unjoined, and else returned the closure's value.
+fn run_scope(ctx: &Arc<Ctx>, pool: &ThreadPool, plan: Plan<'_>, who: &str) {
+    let tracks: Vec<Track> = (0..plan.jobs.iter().map(ScopedJob::job_count).sum())
+        .map(|_| Track::default())
+        .collect();
+    let mut slots = vec![0_u32; plan.jobs.iter().map(ScopedJob::slot_count).sum()];
+    let values_dropped = AtomicUsize::new(0);
+    let batch = Batch {
+        ctx,
+        pool,
+        plan,
+        tracks: &tracks,
+        values_dropped: &values_dropped,
+    };
+    let serial = ctx.scopes.fetch_add(1, SeqCst);
+
+    let mut rest: &mut [u32] = &mut slots;
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        pool.scope(|s| {
+            let mut joins = Vec::new();
+            let mut track = 0;
+            for (i, job) in plan.jobs.iter().enumerate() {
+                if plan.stop == Some(i) {
+                    panic::panic_any(ClosurePanic(serial));
+                }
+                let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(job.slot_count());
+                rest = tail;
+                joins.extend(start_scoped(s, &batch, job.clone(), track, chunk));
+                track += job.job_count();
+            }
+            if plan.stop == Some(plan.jobs.len()) {
+                panic::panic_any(ClosurePanic(serial));
+            }
+            let joins_made = joins.len();
+            join_scoped(&batch, joins, plan.newest_first, who);
+            joins_made
+        })
+    }));
+
+    // First what makes `scope` sound: nothing of the batch is still running,
+    // and no value is still to be dropped. The jobs never started are the
+    // tail of the batch, and so are their tracks and slots.
+    let started = &plan.jobs[..plan.stop.unwrap_or(plan.jobs.len())];
+    let ran: usize = started.iter().map(ScopedJob::job_count).sum();
+    for (index, track) in tracks.iter().enumerate() {
+        let should_run = index < ran;
+        assert!(
+            track.runs.load(SeqCst) == u32::from(should_run)
+                && track.finished.load(SeqCst) == should_run,
+            "{who}: when scope returned, scoped job {index} had run {} times (finished: {}); \
+             it was {}started",
+            track.runs.load(SeqCst),
+            track.finished.load(SeqCst),
+            if should_run { "" } else { "never " }
+        );
+    }
+    let written: usize = started.iter().map(ScopedJob::slot_count).sum();
+    for (index, &writes) in slots.iter().enumerate() {
+        assert_eq!(
+            writes,
+            u32::from(index < written),
+            "{who}: when scope returned, slot {index} had been written {writes} times"
+        );
+    }
+    let values: usize = started.iter().map(ScopedJob::value_count).sum();
+    assert_eq!(
+        values_dropped.load(SeqCst),
+        values,
+        "{who}: when scope returned, not every value its jobs returned had been dropped"
+    );
+
+    let unjoined = started.iter().any(ScopedJob::unjoined_panic);
+    match outcome {
+        Ok(joined) => {
+            assert!(
+                plan.stop.is_none(),
+                "{who}: scope returned normally, but its closure panicked"
+            );
+            assert!(
+                !unjoined,
+                "{who}: scope returned normally, but a scoped job's panic was never joined"
+            );
+            let expected = started
+                .iter()
+                .filter(|job| job.job.via == ScopedVia::SpawnJoin)
+                .count();
+            assert_eq!(joined, expected, "{who}: scope returned a foreign value");
+        }
+        Err(payload) => {
+            if plan.stop.is_some() {
+                assert!(
+                    payload
+                        .downcast_ref::<ClosurePanic>()
+                        .is_some_and(|p| p.0 == serial),
+                    "{who}: the closure panicked, but scope did not resume that panic"
+                );
+            } else {
+                assert!(
+                    unjoined,
+                    "{who}: scope panicked, but the closure did not and every panic was joined"
+                );
+                assert_eq!(
+                    payload.downcast_ref::<&str>(),
+                    Some(&SCOPE_PANIC),
+                    "{who}: scope's panic for an unjoined job panic"
+                );
+            }
+        }
+    }
+}
+
+/// Starts `job` (at `track`) in `s`, lending it `slots` (its own and its
+/// children's); returns its handle if it is to be joined.
+fn start_scoped<'scope, 'env>(
+    s: &'scope Scope<'scope, 'env>,
+    batch: &'env Batch<'env>,
+    job: ScopedJob,
+    track: usize,
+    slots: &'env mut [u32],
+) -> Option<ToJoin<'scope, 'env>> {
+    let leaf = job.job;
+    let body = move || {
+        // Moved, not reborrowed: the job and its children keep the borrow.
+        let slots = slots;
+        scoped_body(s, batch, job, track, slots)
+    };
+    match leaf.via {
+        ScopedVia::Execute => {
+            s.execute(move || drop(body()));
+            None
+        }
+        ScopedVia::SpawnJoin => Some((track, leaf.panics(), s.spawn(body))),
+        ScopedVia::SpawnDrop => {
+            drop(s.spawn(body));
+            None
+        }
+    }
+}
+
+fn scoped_body<'scope, 'env>(
+    s: &'scope Scope<'scope, 'env>,
+    batch: &'env Batch<'env>,
+    job: ScopedJob,
+    track: usize,
+    slots: &'env mut [u32],
+) -> ScopedValue<'env> {
+    let ctx = batch.ctx;
+    ctx.scoped_ran.fetch_add(1, SeqCst);
+    let me = &batch.tracks[track];
+    assert_eq!(
+        me.runs.fetch_add(1, SeqCst),
+        0,
+        "scoped job {track} ran twice"
+    );
+    assert!(
+        thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with(WORKER_PREFIX)),
+        "scoped job {track} runs outside the pool"
+    );
+    let handle = Handle::current().expect("Handle::current() is None inside a scoped job");
+    let (mine, mut rest) = slots.split_at_mut(job.job.slot_count());
+    let mut joins = Vec::new();
+    for (child_track, &child) in (track + 1..).zip(job.children()) {
+        let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(child.slot_count());
+        rest = tail;
+        joins.extend(start_scoped(s, batch, child.alone(), child_track, chunk));
+    }
+    match job.job.kind() {
+        ScopedKind::Yield => (0..3).for_each(|_| thread::yield_now()),
+        ScopedKind::Sleep(us) => sleep_us(us),
+        ScopedKind::Ok | ScopedKind::Panic | ScopedKind::PanicBomb => {}
+    }
+    for slot in mine.iter_mut() {
+        assert_eq!(*slot, 0, "scoped job {track} found its slot written");
+        *slot += 1;
+    }
+    if let (Some(nested), true) = (job.nested, batch.plan.nest) {
+        let all = batch.plan.jobs;
+        let jobs = &all[..1 + usize::from(nested.n) % all.len()];
+        let plan = Plan {
+            jobs,
+            stop: nested
+                .closure_panic
+                .map(|at| usize::from(at) % (jobs.len() + 1)),
+            newest_first: !batch.plan.newest_first,
+            nest: false,
+        };
+        run_scope(ctx, batch.pool, plan, "a scope in a scoped job");
+    }
+    if let Some((via, kind)) = job.submit {
+        // From a worker: accepted even past a bounded queue's capacity.
+        drop(submit(
+            ctx,
+            Target::Handle(&handle),
+            None,
+            via,
+            kind,
+            "a scoped job",
+        ));
+    }
+    join_scoped(batch, joins, false, "a scoped job");
+    me.finished.store(true, SeqCst);
+    match job.job.kind() {
+        ScopedKind::Panic => {
+            ctx.scoped_panicked.fetch_add(1, SeqCst);
+            panic::panic_any(Deliberate);
+        }
+        ScopedKind::PanicBomb => {
+            ctx.scoped_panicked.fetch_add(1, SeqCst);
+            panic::panic_any(Bomb);
+        }
+        _ => ScopedValue {
+            track,
+            dropped: batch.values_dropped,
+        },
+    }
+}
+
+/// Joins scoped handles (oldest first, or newest first), checking each
+/// result against its job.
+fn join_scoped(batch: &Batch<'_>, mut joins: Vec<ToJoin<'_, '_>>, newest_first: bool, who: &str) {
+    if newest_first {
+        joins.reverse();
+    }
+    for (track, panics, handle) in joins {
+        // `is_finished` first: the job sets `finished` before its result, so
+        // once the result is there, so is `finished`.
+        assert!(
+            !handle.is_finished() || batch.tracks[track].finished.load(SeqCst),
+            "{who}: scoped job {track}'s handle is finished, but the job is not"
+        );
+        match handle.join() {
+            Ok(value) => {
+                assert_eq!(
+                    value.track, track,
+                    "{who}: scoped job {track} joined with job {}'s value",
+                    value.track
+                );
+                assert!(!panics, "{who}: scoped job {track} panicked, but joined Ok");
+            }
+            Err(err) => {
+                assert!(
+                    err.is_panic(),
+                    "{who}: scoped job {track}: a JoinError that is no panic"
+                );
+                assert!(panics, "{who}: scoped job {track} joined as a panic: {err}");
+                assert!(
+                    err.into_panic().is::<Deliberate>(),
+                    "{who}: scoped job {track}'s handle carries a foreign panic payload"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Backpressure probe
 
 /// Holds every worker in a gate job, so the queue stands still, then checks
@@ -1718,6 +2251,9 @@ fn run(input: &Input) {
         exited: AtomicUsize::new(0),
         indices: Mutex::new(Vec::new()),
         max_target: AtomicUsize::new(threads),
+        scoped_ran: AtomicUsize::new(0),
+        scoped_panicked: AtomicUsize::new(0),
+        scopes: AtomicUsize::new(0),
     });
     let parking = Arc::new(Parking {
         pool: Mutex::new(None),
@@ -1779,7 +2315,7 @@ fn run(input: &Input) {
         let on_pool = pool
             .as_ref()
             .map_or(Target::Handle(&owner_handle), Target::Pool);
-        match (*op, pool.as_ref()) {
+        match (op.clone(), pool.as_ref()) {
             (Op::Owner { via, kind }, _) => {
                 owned.extend(submit(&ctx, on_pool, None, via, kind, "owner"));
             }
@@ -1907,6 +2443,24 @@ fn run(input: &Input) {
                 );
             }
             (Op::Pause(us), _) => sleep_us(us),
+            (
+                Op::Scope {
+                    jobs,
+                    closure_panic,
+                    newest_first,
+                },
+                Some(p),
+            ) => {
+                let jobs = &jobs[..jobs.len().min(MAX_SCOPED)];
+                let plan = Plan {
+                    jobs,
+                    stop: closure_panic.map(|at| usize::from(at) % (jobs.len() + 1)),
+                    newest_first,
+                    nest: true,
+                };
+                run_scope(&ctx, p, plan, "the owner's scope");
+            }
+            (Op::Scope { .. }, None) => {}
         }
     }
     assert!(pool.is_none(), "the terminal always runs");
@@ -2018,7 +2572,7 @@ fn start_watchdog() {
 fn install_panic_hook() {
     let libfuzzer_hook = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
-        if is_deliberate(info.payload()) || !first_failure() {
+        if is_deliberate(info.payload()) || is_scope_panic(info.payload()) || !first_failure() {
             return;
         }
         if let Ok(current) = CURRENT.try_lock() {
