@@ -32,6 +32,7 @@ mod resize;
 mod shutdown;
 mod shutdown_now;
 mod shutdown_timeout;
+mod spin;
 mod wakeup;
 
 use std::panic;
