@@ -29,6 +29,7 @@ mod panics;
 mod reentrancy;
 mod reentrancy_join;
 mod resize;
+mod scope;
 mod shutdown;
 mod shutdown_now;
 mod shutdown_timeout;

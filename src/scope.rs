@@ -272,7 +272,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// If `job` panics, the panic is caught, counted in the pool's
     /// `panic_count`, and [`ThreadPool::scope`](crate::ThreadPool::scope)
     /// panics once all of its jobs are done. (The pool's panic handler is not
-    /// called: the panic belongs to the scope.)
+    /// called: the panic belongs to the scope.) Scoped jobs count in
+    /// `completed_count` and `panic_count` like any other, but the worker
+    /// records a job just *after* the scope stops waiting for it, so read the
+    /// counters after [`wait_idle`](crate::ThreadPool::wait_idle), not right
+    /// after `scope` returns.
     ///
     /// Waits for room if the pool's queue is bounded and full, except on a
     /// worker of the same pool.
