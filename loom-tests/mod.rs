@@ -19,6 +19,7 @@
 //!   joins, and loom would show a stale count if it were missing.
 
 mod backpressure;
+mod batch;
 mod count;
 mod exactly_once;
 mod handle;

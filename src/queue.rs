@@ -332,6 +332,56 @@ impl Shared {
         Ok(())
     }
 
+    /// Accepts every task of `tasks`, in order, waiting for room in a
+    /// bounded queue as [`submit`](Self::submit) with [`WhenFull::Wait`] does,
+    /// but pushing as many as fit under one lock, and waking at most as many
+    /// sleeping workers as it pushed. If the pool closes part-way, the tasks
+    /// not yet accepted come back (the earlier ones are accepted and run).
+    pub(crate) fn submit_batch<T: Task + 'static>(
+        &self,
+        tasks: Vec<Box<T>>,
+    ) -> Result<(), (SubmitErrorKind, Vec<Box<T>>)> {
+        let origin = worker::index_in(self);
+        let mut tasks = tasks.into_iter().peekable();
+        let mut state = self.lock();
+        let mut woken = false;
+        while tasks.peek().is_some() {
+            if state.closed {
+                let rest = tasks.collect();
+                return Err(self.refuse(state, woken, SubmitErrorKind::ShutDown, rest));
+            }
+            let room = match origin {
+                Some(_) => usize::MAX,
+                None => self.capacity.saturating_sub(state.queue.len),
+            };
+            if room == 0 {
+                state.blocked_submitters += 1;
+                state = sync::wait(&self.space_freed, state);
+                state.blocked_submitters -= 1;
+                woken = true;
+                continue;
+            }
+            let mut pushed = 0;
+            for task in tasks.by_ref().take(room) {
+                state.queue.push(Job::from_box(task), origin);
+                pushed += 1;
+            }
+            self.publish_len(&state);
+            // Under the lock (the batch may go on waiting for room); a woken
+            // worker only waits for the lock briefly.
+            if pushed >= state.sleeping_workers {
+                if state.sleeping_workers > 0 {
+                    self.work_ready.notify_all();
+                }
+            } else {
+                for _ in 0..pushed {
+                    self.work_ready.notify_one();
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses a submission. A submitter that was woken for a free slot and
     /// leaves without using it passes the wake-up on to another blocked
     /// submitter, so the slot is not left unclaimed.
