@@ -565,9 +565,13 @@ impl Shared {
     /// Mirrors the queue length into `queued_hint`; called under the lock
     /// after every change.
     fn publish_len(&self, state: &State) {
-        // Relaxed: a hint for spinners, who re-read the length under the
-        // lock (see `next_job`).
-        self.queued_hint.store(state.queue.len, Ordering::Relaxed);
+        // Nobody reads the hint in a loom model without spinning, and each
+        // loom atomic store is one more scheduling point to explore.
+        if self.config.spins() {
+            // Relaxed: a hint for spinners, who re-read the length under the
+            // lock (see `next_job`).
+            self.queued_hint.store(state.queue.len, Ordering::Relaxed);
+        }
     }
 
     /// Refuses every later submission and wakes every sleeper: workers drain
