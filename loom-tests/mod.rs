@@ -19,6 +19,7 @@
 //!   joins, and loom would show a stale count if it were missing.
 
 mod backpressure;
+mod batch;
 mod count;
 mod exactly_once;
 mod handle;
@@ -33,6 +34,7 @@ mod scope;
 mod shutdown;
 mod shutdown_now;
 mod shutdown_timeout;
+mod spin;
 mod wakeup;
 
 use std::panic;

@@ -22,9 +22,29 @@ pub(crate) struct Config {
     pub(crate) on_thread_start: Option<Box<IndexHook>>,
     pub(crate) on_thread_stop: Option<Box<IndexHook>>,
     pub(crate) panic_handler: Option<Box<PanicHandler>>,
+    /// Under loom: whether idle workers spin before they sleep (`sleep.rs`).
+    /// Off unless a model turns it on. The spin only delays a re-check made
+    /// under the lock, but each spin doubles the interleavings of every
+    /// idle moment; so the models of the sleep protocol run with it, and the
+    /// other models, which would only grow, without.
+    #[cfg(all(loom, test))]
+    pub(crate) spin: bool,
 }
 
 impl Config {
+    /// Whether an idle worker spins before it sleeps: always, except in
+    /// loom models that did not ask for it.
+    pub(crate) fn spins(&self) -> bool {
+        #[cfg(all(loom, test))]
+        {
+            self.spin
+        }
+        #[cfg(not(all(loom, test)))]
+        {
+            true
+        }
+    }
+
     fn thread_name(&self, index: usize) -> String {
         match &self.thread_name {
             Some(name) => name(index),
@@ -114,6 +134,14 @@ impl Builder {
     /// ```
     pub fn queue_capacity(mut self, capacity: usize) -> Builder {
         self.queue_capacity = Some(capacity);
+        self
+    }
+
+    /// Under loom: lets this pool's idle workers spin before sleeping, as
+    /// they always do outside loom (see [`Config::spin`]).
+    #[cfg(all(loom, test))]
+    pub(crate) fn spin_before_sleep(mut self, on: bool) -> Builder {
+        self.config.spin = on;
         self
     }
 

@@ -55,6 +55,7 @@ mod pool;
 mod queue;
 mod scope;
 mod shutdown;
+mod sleep;
 mod sync;
 mod worker;
 

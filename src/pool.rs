@@ -91,6 +91,42 @@ impl ThreadPool {
         }
     }
 
+    /// Runs every job of `jobs` on a worker, in submission order, like
+    /// calling [`execute`](Self::execute) for each, but taking the queue's
+    /// lock once for as many jobs as fit rather than once per job, and
+    /// waking no more sleeping workers than it queued jobs.
+    ///
+    /// If the queue is bounded, waits for room as `execute` does (never on a
+    /// worker of this same pool, whose submissions are accepted past the
+    /// capacity). The jobs are boxed before the lock is taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let pool = weft::ThreadPool::new(2);
+    /// let sum = Arc::new(AtomicUsize::new(0));
+    /// pool.execute_batch((1..=100).map(|i| {
+    ///     let sum = Arc::clone(&sum);
+    ///     move || {
+    ///         sum.fetch_add(i, Ordering::Relaxed);
+    ///     }
+    /// }));
+    /// pool.wait_idle();
+    /// assert_eq!(sum.load(Ordering::Relaxed), 5050);
+    /// ```
+    pub fn execute_batch<I, F>(&self, jobs: I)
+    where
+        I: IntoIterator<Item = F>,
+        F: FnOnce() + Send + 'static,
+    {
+        if self.handle_ref().execute_batch(jobs).is_err() {
+            unreachable!("a live ThreadPool's queue is never closed");
+        }
+    }
+
     /// Runs `job` on a worker if the queue has room now.
     ///
     /// # Errors
@@ -495,6 +531,36 @@ impl Handle {
         HandleRef(&self.shared).execute(job)
     }
 
+    /// Submits every job of `jobs`, in order, as
+    /// [`ThreadPool::execute_batch`] does: one lock for as many as fit,
+    /// waiting for room in a bounded queue (never on a worker of this same
+    /// pool).
+    ///
+    /// # Errors
+    ///
+    /// [`ShutDown`](crate::SubmitErrorKind::ShutDown) if the pool was shut
+    /// down before every job was accepted. The error holds the jobs that were
+    /// not accepted, in order, unrun; the ones before them were accepted and
+    /// run as usual.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = weft::ThreadPool::new(2);
+    /// let handle = pool.handle();
+    /// handle.execute_batch((0..4).map(|i| move || println!("job {i}"))).unwrap();
+    /// pool.shutdown();
+    /// let refused = handle.execute_batch([|| println!("too late")]).unwrap_err();
+    /// assert_eq!(refused.into_inner().len(), 1);
+    /// ```
+    pub fn execute_batch<I, F>(&self, jobs: I) -> Result<(), SubmitError<Vec<F>>>
+    where
+        I: IntoIterator<Item = F>,
+        F: FnOnce() + Send + 'static,
+    {
+        HandleRef(&self.shared).execute_batch(jobs)
+    }
+
     /// Submits `job` if the queue has room now.
     ///
     /// # Errors
@@ -606,6 +672,19 @@ impl HandleRef<'_> {
         F: FnOnce() + Send + 'static,
     {
         self.submit(job, WhenFull::Wait)
+    }
+
+    fn execute_batch<I, F>(&self, jobs: I) -> Result<(), SubmitError<Vec<F>>>
+    where
+        I: IntoIterator<Item = F>,
+        F: FnOnce() + Send + 'static,
+    {
+        // Boxed before the lock is taken, and kept typed until accepted so
+        // that refused closures can be handed back.
+        let tasks = jobs.into_iter().map(|job| Box::new(Execute(job))).collect();
+        self.0.submit_batch(tasks).map_err(|(kind, rest)| {
+            SubmitError::new(kind, rest.into_iter().map(|task| task.0).collect())
+        })
     }
 
     fn try_execute<F>(&self, job: F) -> Result<(), SubmitError<F>>

@@ -11,15 +11,17 @@
 //! |-----------------------|--------------------------------------------------------|----------------------------------------------|
 //! | `submit`              | refuse if `closed`; if full, refuse or wait (`space_freed`) unless on an own worker; push | `notify_one(work_ready)` if a worker sleeps |
 //! | worker takes a job    | retire if surplus; pop; `running += 1`                 | `notify_one(space_freed)` if one waits; run the job unlocked |
-//! | worker finds nothing  | exit if `closed`; else `sleeping_workers += 1`         | `wait(work_ready)`, re-check after waking    |
-//! | job finished          | `running -= 1`; count it completed or panicked         | `notify_all(became_idle)` if idle and awaited |
+//! | worker finds nothing  | exit if `closed`; else, the first time, unlock and spin (`sleep.rs`), then `sleeping_workers += 1` | `wait(work_ready)`, re-check after waking    |
+//! | job finished          | `running -= 1`; count it completed or panicked (a worker does this in the same critical section as taking its next job) | `notify_all(became_idle)` if idle and awaited |
 //! | `close`               | `closed = true`                                        | `notify_all` on `work_ready`, `space_freed`  |
 //! | `shutdown_now`        | `closed = true`; take the whole queue; mark it handed back | as `close`                               |
 //! | `wait_idle`           | return if `queue` empty and `running == 0`             | else `wait(became_idle)`, re-check           |
 //! | resize                | set `target_workers`; reserve new workers              | `notify_all(work_ready)` so surplus sleepers retire |
 //!
 //! **No lost wake-up.** A worker decides to sleep only after seeing an empty
-//! queue *with the lock held*, and `Condvar::wait` releases that lock
+//! queue *with the lock held* (spinning first changes nothing here: a
+//! spinner is not counted as sleeping, and it re-locks and re-checks before
+//! it registers), and `Condvar::wait` releases that lock
 //! atomically with going to sleep. A submitter pushes with the lock held, so
 //! it either pushes before the worker looked (the worker sees the job) or
 //! after the worker is registered in `sleeping_workers` and waiting (the
@@ -53,7 +55,8 @@ use std::collections::VecDeque;
 use crate::builder::Config;
 use crate::error::SubmitErrorKind;
 use crate::job::{self, Job, Outcome, Task};
-use crate::sync::{self, Condvar, Duration, Instant, Mutex, MutexGuard};
+use crate::sleep;
+use crate::sync::{self, AtomicUsize, Condvar, Duration, Instant, Mutex, MutexGuard, Ordering};
 use crate::worker;
 
 /// What a submitter does when the queue is full.
@@ -157,6 +160,10 @@ pub(crate) struct Shared {
     became_idle: Condvar,
     /// The most jobs that may wait in the queue (`usize::MAX`: unbounded).
     capacity: usize,
+    /// A copy of `State::queue.len`, stored under the lock whenever it
+    /// changes, for workers spinning without the lock (`sleep.rs`). Only a
+    /// hint: a worker that sees it non-zero takes the lock and looks.
+    queued_hint: AtomicUsize,
     /// The builder's hooks and thread settings, fixed at build time.
     pub(crate) config: Config,
 }
@@ -250,6 +257,7 @@ impl Shared {
             space_freed: Condvar::new(),
             became_idle: Condvar::new(),
             capacity,
+            queued_hint: AtomicUsize::new(0),
             config,
         }
     }
@@ -315,10 +323,61 @@ impl Shared {
             woken = true;
         }
         state.queue.push(into_job(task), origin);
+        self.publish_len(&state);
         let wake = state.sleeping_workers > 0;
         drop(state);
         if wake {
             self.work_ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Accepts every task of `tasks`, in order, waiting for room in a
+    /// bounded queue as [`submit`](Self::submit) with [`WhenFull::Wait`] does,
+    /// but pushing as many as fit under one lock, and waking at most as many
+    /// sleeping workers as it pushed. If the pool closes part-way, the tasks
+    /// not yet accepted come back (the earlier ones are accepted and run).
+    pub(crate) fn submit_batch<T: Task + 'static>(
+        &self,
+        tasks: Vec<Box<T>>,
+    ) -> Result<(), (SubmitErrorKind, Vec<Box<T>>)> {
+        let origin = worker::index_in(self);
+        let mut tasks = tasks.into_iter().peekable();
+        let mut state = self.lock();
+        let mut woken = false;
+        while tasks.peek().is_some() {
+            if state.closed {
+                let rest = tasks.collect();
+                return Err(self.refuse(state, woken, SubmitErrorKind::ShutDown, rest));
+            }
+            let room = match origin {
+                Some(_) => usize::MAX,
+                None => self.capacity.saturating_sub(state.queue.len),
+            };
+            if room == 0 {
+                state.blocked_submitters += 1;
+                state = sync::wait(&self.space_freed, state);
+                state.blocked_submitters -= 1;
+                woken = true;
+                continue;
+            }
+            let mut pushed = 0;
+            for task in tasks.by_ref().take(room) {
+                state.queue.push(Job::from_box(task), origin);
+                pushed += 1;
+            }
+            self.publish_len(&state);
+            // Under the lock (the batch may go on waiting for room); a woken
+            // worker only waits for the lock briefly.
+            if pushed >= state.sleeping_workers {
+                if state.sleeping_workers > 0 {
+                    self.work_ready.notify_all();
+                }
+            } else {
+                for _ in 0..pushed {
+                    self.work_ready.notify_one();
+                }
+            }
         }
         Ok(())
     }
@@ -344,8 +403,23 @@ impl Shared {
     /// Blocks until there is a job to run (returned, already counted as
     /// running) or this worker should exit (`None`): the queue is closed and
     /// drained, or the pool has more workers than it is set to.
-    pub(crate) fn next_job(&self, index: usize) -> Option<Job> {
+    ///
+    /// `finished` is how the worker's previous job ended (`Some(panicked)`),
+    /// recorded in the same critical section that takes the next job: one
+    /// lock per job instead of two.
+    ///
+    /// Finding the queue empty, the worker first spins without the lock
+    /// (`sleep.rs`), watching `queued_hint`, and only then sleeps.
+    pub(crate) fn next_job(&self, index: usize, finished: Option<bool>) -> Option<Job> {
         let mut state = self.lock();
+        if let Some(panicked) = finished {
+            if self.record_finish(&mut state, panicked) {
+                // Under the lock, which costs the woken waiter only a short
+                // wait for it, and keeps this one critical section.
+                self.became_idle.notify_all();
+            }
+        }
+        let mut spun = false;
         loop {
             if state.live_workers > state.target_workers {
                 state.queue.retire(index);
@@ -356,6 +430,15 @@ impl Shared {
             }
             if state.closed {
                 return self.exit_worker(state);
+            }
+            if !spun && self.config.spins() {
+                spun = true;
+                drop(state);
+                // Pairs with the `Relaxed` stores of `publish_len`: only a
+                // hint, the lock orders what it points at.
+                sleep::spin_until(|| self.queued_hint.load(Ordering::Relaxed) > 0);
+                state = self.lock();
+                continue;
             }
             state.sleeping_workers += 1;
             state = sync::wait(&self.work_ready, state);
@@ -369,6 +452,7 @@ impl Shared {
     /// briefly on the mutex) and keeps this a single critical section.
     fn take(&self, state: &mut State, index: usize) -> Option<Job> {
         let job = state.queue.take(index)?;
+        self.publish_len(state);
         state.running += 1;
         if state.blocked_submitters > 0 {
             self.space_freed.notify_one();
@@ -435,7 +519,15 @@ impl Shared {
     /// [`try_next_job`](Self::try_next_job), hands a panic to the panic
     /// handler, then records the outcome.
     pub(crate) fn run(&self, job: Job) {
-        let panicked = match job.run_in_pool() {
+        let panicked = self.run_only(job);
+        self.finish(panicked);
+    }
+
+    /// Runs a job as [`run`](Self::run) does, but leaves recording its end to
+    /// the caller (a worker passes it to its next [`next_job`](Self::next_job)).
+    /// Returns whether it panicked.
+    pub(crate) fn run_only(&self, job: Job) -> bool {
+        match job.run_in_pool() {
             Outcome::Completed => false,
             Outcome::PanickedIntoHandle => true,
             Outcome::Panicked(payload) => {
@@ -445,12 +537,21 @@ impl Shared {
                 }
                 true
             }
-        };
-        self.finish(panicked);
+        }
     }
 
     fn finish(&self, panicked: bool) {
         let mut state = self.lock();
+        let wake = self.record_finish(&mut state, panicked);
+        drop(state);
+        if wake {
+            self.became_idle.notify_all();
+        }
+    }
+
+    /// Counts a job as no longer running; returns whether an idle waiter
+    /// must be woken.
+    fn record_finish(&self, state: &mut State, panicked: bool) -> bool {
         debug_assert!(state.running > 0, "finishing a job that was not running");
         state.running -= 1;
         if panicked {
@@ -458,10 +559,18 @@ impl Shared {
         } else {
             state.completed += 1;
         }
-        let wake = state.idle_waiters > 0 && state.is_idle();
-        drop(state);
-        if wake {
-            self.became_idle.notify_all();
+        state.idle_waiters > 0 && state.is_idle()
+    }
+
+    /// Mirrors the queue length into `queued_hint`; called under the lock
+    /// after every change.
+    fn publish_len(&self, state: &State) {
+        // Nobody reads the hint in a loom model without spinning, and each
+        // loom atomic store is one more scheduling point to explore.
+        if self.config.spins() {
+            // Relaxed: a hint for spinners, who re-read the length under the
+            // lock (see `next_job`).
+            self.queued_hint.store(state.queue.len, Ordering::Relaxed);
         }
     }
 
@@ -481,6 +590,7 @@ impl Shared {
         let mut state = self.lock();
         state.closed = true;
         let jobs = state.queue.drain_all();
+        self.publish_len(&state);
         for job in &jobs {
             job.mark_handed_back();
         }

@@ -16,8 +16,10 @@
 
 #[cfg(all(loom, test))]
 mod imp {
+    pub(crate) use loom::hint::spin_loop;
+    pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
-    pub(crate) use loom::thread::{Builder as ThreadBuilder, JoinHandle, ThreadId};
+    pub(crate) use loom::thread::{yield_now, Builder as ThreadBuilder, JoinHandle, ThreadId};
     pub(crate) use loom::thread_local;
 
     pub(crate) fn current_thread_id() -> ThreadId {
@@ -27,8 +29,10 @@ mod imp {
 
 #[cfg(not(all(loom, test)))]
 mod imp {
+    pub(crate) use std::hint::spin_loop;
+    pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-    pub(crate) use std::thread::{Builder as ThreadBuilder, JoinHandle, ThreadId};
+    pub(crate) use std::thread::{yield_now, Builder as ThreadBuilder, JoinHandle, ThreadId};
     pub(crate) use std::thread_local;
 
     pub(crate) fn current_thread_id() -> ThreadId {

@@ -21,8 +21,9 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     if let Some(hook) = &shared.config.on_thread_start {
         job::call_guarded(|| hook(index));
     }
-    while let Some(job) = shared.next_job(index) {
-        shared.run(job);
+    let mut finished = None;
+    while let Some(job) = shared.next_job(index, finished) {
+        finished = Some(shared.run_only(job));
     }
     if let Some(hook) = &shared.config.on_thread_stop {
         job::call_guarded(|| hook(index));

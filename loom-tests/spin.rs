@@ -1,0 +1,136 @@
+//! Idle workers spinning before they sleep (`src/sleep.rs`, used by
+//! `next_job` in `src/queue.rs`), and a worker recording its finished job in
+//! the same critical section that takes its next one.
+//!
+//! These models build their pools with `spin_before_sleep(true)`, so a
+//! worker that finds the queue empty unlocks, watches `queued_hint` for one
+//! round, re-locks and looks again before it registers as sleeping. The
+//! races explored: a submission landing before, during or after that spin
+//! (the submitter skips the notification while the worker is not yet
+//! counted as sleeping, so the worker's re-check under the lock is all that
+//! stands between the job and a lost wake-up), and `wait_idle` against the
+//! merged finish-and-take. As in `wakeup.rs`, the job's effect is observed
+//! through a mailbox of the model's own before anything else could rescue a
+//! lost wake-up.
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+
+use super::{model, Mailbox};
+use crate::sync::Arc;
+use crate::Builder;
+
+/// One spinning worker; a caller thread submits a job through a `Handle`
+/// while the worker may be spinning, re-checking or asleep; the main thread
+/// waits on its own mailbox for the job to have run.
+#[test]
+fn submit_racing_a_spinning_worker_is_never_lost() {
+    model(20, || {
+        let pool = Builder::new()
+            .num_threads(1)
+            .spin_before_sleep(true)
+            .build()
+            .unwrap();
+        let ran = Arc::new(Mailbox::new());
+
+        let handle = pool.handle();
+        let job_ran = Arc::clone(&ran);
+        let caller = thread::spawn(move || handle.execute(move || job_ran.put(())).is_ok());
+
+        // Deadlocks if the job landed during the spin and the worker then
+        // went to sleep without looking again.
+        ran.take();
+        assert!(caller.join().unwrap(), "a live pool refused a Handle's job");
+        pool.shutdown();
+    });
+}
+
+/// Two spinning workers; job 0 occupies one until job 1 has run, so job 1
+/// must reach the other, whether it is spinning, re-checking or asleep.
+#[test]
+fn submit_reaches_the_idle_worker_while_the_other_is_busy_when_spinning() {
+    model(3, || {
+        let pool = Builder::new()
+            .num_threads(2)
+            .spin_before_sleep(true)
+            .build()
+            .unwrap();
+        let second_ran = Arc::new(Mailbox::new());
+        let first_done = Arc::new(Mailbox::new());
+
+        let (wait_for_second, done) = (Arc::clone(&second_ran), Arc::clone(&first_done));
+        pool.execute(move || {
+            wait_for_second.take();
+            done.put(());
+        });
+        let second = Arc::clone(&second_ran);
+        pool.execute(move || second.put(()));
+
+        // Deadlocks if job 1 sat in the queue beside a sleeping worker.
+        first_done.take();
+        pool.shutdown();
+    });
+}
+
+/// One spinning worker, two jobs, then `wait_idle`: the worker records job 0
+/// and takes job 1 in one critical section, and records job 1 on its way to
+/// spinning. `wait_idle` must return only when both have run, with exact
+/// counters, and must be woken by that merged record.
+#[test]
+fn wait_idle_is_woken_by_a_worker_recording_its_job_as_it_takes_the_next() {
+    model(6, || {
+        let pool = Builder::new()
+            .num_threads(1)
+            .spin_before_sleep(true)
+            .build()
+            .unwrap();
+        let runs: Arc<[AtomicUsize; 2]> = Arc::new(Default::default());
+        for job in 0..2 {
+            let runs = Arc::clone(&runs);
+            pool.execute(move || {
+                runs[job].fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        // Deadlocks if the merged record skipped the idle notification.
+        pool.wait_idle();
+        for (job, count) in runs.iter().enumerate() {
+            assert_eq!(
+                count.load(Ordering::Relaxed),
+                1,
+                "ledger rule 6 broken: job {job} had not run once when wait_idle returned"
+            );
+        }
+        assert_eq!(pool.completed_count(), 2, "ledger rule 6 broken: counters");
+        assert_eq!(pool.active_count() + pool.queued_count(), 0);
+        pool.shutdown();
+    });
+}
+
+/// Two spinning workers and two jobs, then `shutdown`: each accepted job
+/// runs exactly once and both workers exit, whichever of them spins, sleeps
+/// or takes the jobs when `close` lands.
+#[test]
+fn spinning_workers_run_each_job_exactly_once_and_exit_on_shutdown() {
+    model(3, || {
+        let pool = Builder::new()
+            .num_threads(2)
+            .spin_before_sleep(true)
+            .build()
+            .unwrap();
+        let runs: Arc<[AtomicUsize; 2]> = Arc::new(Default::default());
+        for job in 0..2 {
+            let runs = Arc::clone(&runs);
+            pool.execute(move || {
+                runs[job].fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        pool.shutdown();
+        for (job, count) in runs.iter().enumerate() {
+            assert_eq!(
+                count.load(Ordering::Relaxed),
+                1,
+                "ledger rule 1 broken: accepted job {job} did not run exactly once"
+            );
+        }
+    });
+}
