@@ -228,12 +228,7 @@ pub type Build = fn(usize) -> Box<dyn Contender>;
 /// then the floor.
 pub const ROSTER: &[(&str, Build)] = &[
     (Weft::NAME, |workers| Box::new(Weft::new(workers))),
-    // WEFT (BATCH) GOES HERE once `ThreadPool::execute_batch` exists:
-    // `struct WeftBatch(weft::ThreadPool)`, named "weft (batch)", with
-    // `COMPLETION = Completion::Wait("wait_idle")`, `runs` true for
-    // `Workload::Burst` only (W1 and W2), and `fan_in` overridden as
-    // `self.0.execute_batch(jobs); let submitted = Instant::now();
-    // self.0.wait_idle(); submitted`.
+    (WeftBatch::NAME, |workers| Box::new(WeftBatch::new(workers))),
     (WeftScope::NAME, |workers| Box::new(WeftScope::new(workers))),
     (Threadpool::NAME, |workers| {
         Box::new(Threadpool::new(workers))
@@ -310,6 +305,55 @@ impl Submitter for WeftCurrent {
             .expect("called on a weft worker")
             .execute(job)
             .expect("the pool is running");
+    }
+}
+
+/// `weft::ThreadPool::execute_batch`: a fan-in submitted as one batch (one
+/// lock for all of it), then `wait_idle`.
+pub struct WeftBatch(weft::ThreadPool);
+
+impl WeftBatch {
+    fn new(workers: usize) -> WeftBatch {
+        WeftBatch(weft::ThreadPool::new(workers))
+    }
+}
+
+impl Pool for WeftBatch {
+    const NAME: &'static str = "weft (batch)";
+    const COMPLETION: Completion = Completion::Wait("wait_idle");
+    type Inside = WeftCurrent;
+
+    fn execute<F>(&self, job: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.0.execute(job);
+    }
+
+    fn inside(&self) -> WeftCurrent {
+        WeftCurrent
+    }
+
+    fn wait(&self) {
+        self.0.wait_idle();
+    }
+
+    fn runs(workload: Workload) -> bool {
+        matches!(
+            workload,
+            Workload::Burst | Workload::FanOut | Workload::Unbalanced
+        )
+    }
+
+    fn fan_in<F, I>(&self, jobs: I) -> Instant
+    where
+        F: FnOnce() + Send + 'static,
+        I: ExactSizeIterator<Item = F> + Send,
+    {
+        self.0.execute_batch(jobs);
+        let submitted = Instant::now();
+        self.0.wait_idle();
+        submitted
     }
 }
 

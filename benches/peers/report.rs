@@ -44,18 +44,31 @@ impl Results {
         self.samples.keys().any(|(m, _, _)| *m == metric)
     }
 
+    /// The best of weft's ways in (plain, batch, scope) by median: the
+    /// summary compares what a user of weft can get with what a user of each
+    /// peer can get (the peers' own variants compete the same way).
+    fn best_weft(&self, metric: Metric, workers: usize) -> Option<(&'static str, Summary)> {
+        ROSTER
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| is_weft(name))
+            .filter_map(|name| Some((name, self.summary(metric, workers, name)?)))
+            .reduce(|best, next| {
+                if better(metric, next.1, best.1) {
+                    next
+                } else {
+                    best
+                }
+            })
+    }
+
     /// The best peer (not weft, not inline) by median.
     fn best_peer(&self, metric: Metric, workers: usize) -> Option<(&'static str, Summary)> {
         peers()
             .filter(|name| *name != "inline")
             .filter_map(|name| Some((name, self.summary(metric, workers, name)?)))
             .reduce(|best, next| {
-                let next_is_better = if metric.higher_is_better() {
-                    next.1.median > best.1.median
-                } else {
-                    next.1.median < best.1.median
-                };
-                if next_is_better {
+                if better(metric, next.1, best.1) {
                     next
                 } else {
                     best
@@ -65,6 +78,15 @@ impl Results {
 }
 
 /// Every pool but weft's own variants, in table order.
+/// Whether `a` beats `b` on `metric`.
+fn better(metric: Metric, a: Summary, b: Summary) -> bool {
+    if metric.higher_is_better() {
+        a.median > b.median
+    } else {
+        a.median < b.median
+    }
+}
+
 fn peers() -> impl Iterator<Item = &'static str> {
     ROSTER
         .iter()
@@ -217,7 +239,7 @@ fn summary_table(out: &mut String, results: &Results) {
     );
     for metric in Metric::ALL {
         for workers in WORKERS {
-            let Some(weft) = results.summary(metric, workers, "weft") else {
+            let Some((weft_name, weft)) = results.best_weft(metric, workers) else {
                 continue;
             };
             let (best_name, best) = match results.best_peer(metric, workers) {
@@ -233,9 +255,10 @@ fn summary_table(out: &mut String, results: &Results) {
             );
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} {} | {} | {} | {} |",
+                "| {} | {} | {} {} | {} {} | {} | {} | {} |",
                 metric.id(),
                 workers,
+                weft_name,
                 num(weft.median),
                 best_name,
                 best.map_or(String::new(), |b| num(b.median)),
@@ -360,6 +383,7 @@ const PEER_COLOURS: [&str; 7] = [
 /// The SVG chart: for every metric and worker count, one dot per peer at
 /// weft's median divided by the peer's, on a log scale. Efficiencies are
 /// inverted (peer ÷ weft) so that left of 1 is always better for weft.
+/// Each row uses weft's best way in for that workload, named in its label.
 pub fn svg(results: &Results, run: &RunInfo) -> String {
     struct Row {
         label: String,
@@ -369,7 +393,7 @@ pub fn svg(results: &Results, run: &RunInfo) -> String {
     let mut rows = Vec::new();
     for metric in Metric::ALL {
         for workers in WORKERS {
-            let Some(weft) = results.summary(metric, workers, "weft") else {
+            let Some((weft_name, weft)) = results.best_weft(metric, workers) else {
                 continue;
             };
             let dots = peer_names
@@ -387,7 +411,7 @@ pub fn svg(results: &Results, run: &RunInfo) -> String {
                 .collect();
             let plural = if workers == 1 { "" } else { "s" };
             rows.push(Row {
-                label: format!("{} · {workers} worker{plural}", metric.id()),
+                label: format!("{} · {workers} worker{plural} · {weft_name}", metric.id()),
                 dots,
             });
         }
