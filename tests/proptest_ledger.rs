@@ -5,13 +5,16 @@
 //! submitting threads (the owner plus up to two helpers holding `Handle`s)
 //! and a few phases of operations. Submitters use every way in: `execute`,
 //! `try_execute` and `execute_timeout` (which may come back `Full` or
-//! `TimedOut` on a bounded queue, with the job inside) and `spawn`, whose
-//! handles are joined later, by `join` or as a `Future`. Jobs complete, panic
-//! or sleep briefly, and may submit up to two children through
-//! `Handle::current()` in any of those ways, joining the children they
-//! spawned before they end (so workers join their own pool's jobs). The owner
-//! may also call `wait_idle` while helpers keep submitting, join its handles,
-//! or resize the pool (`set_num_threads`, 0 included, which must be refused).
+//! `TimedOut` on a bounded queue, with the job inside), `spawn`, whose
+//! handles are joined later, by `join` or as a `Future`, and `execute_batch`
+//! of up to four jobs (on the pool, or on a `Handle`, where a shutdown may
+//! refuse the batch part-way). Jobs complete, panic or sleep briefly, and may
+//! submit up to two children through `Handle::current()` in any of those ways
+//! (the children a job submits by batch go in one `execute_batch` call),
+//! joining the children they spawned before they end (so workers join their
+//! own pool's jobs). The owner may also call `wait_idle` while helpers keep
+//! submitting, join its handles, or resize the pool (`set_num_threads`, 0
+//! included, which must be refused).
 //! And it may run a scoped batch: one `pool.scope` call whose jobs
 //! (`Scope::execute`, or `Scope::spawn` with the handle joined or dropped)
 //! borrow slots of a `Vec` in the calling frame, split with `split_at_mut`;
@@ -35,7 +38,11 @@
 //! often its closure was dropped; and how a join of its handle ended. In the
 //! end each job must have run exactly once in the pool, or been handed back
 //! (then it ran 0 times in the pool, and once if the owner ran it), or been
-//! refused with a reason its call allows and come back unrun. Violations are
+//! refused with a reason its call allows and come back unrun. A batch is
+//! checked job by job the same way, and a refused batch must hand back
+//! exactly the jobs it did not accept, a suffix of the batch, in order (each
+//! job that came back is identified by its ledger entry when it is run or
+//! dropped). Violations are
 //! recorded rather than asserted where they are found, because an assertion
 //! inside a job would just be caught by the pool.
 //!
@@ -120,6 +127,9 @@ enum ChildVia {
     SpawnJoin,
     /// `spawn`; the handle is dropped at once (detached).
     SpawnDetach,
+    /// `execute_batch`: the job's children of this kind go in one batch,
+    /// submitted after its other children.
+    Batch,
 }
 
 #[derive(Clone, Debug)]
@@ -227,9 +237,20 @@ impl ScopeBatch {
     }
 }
 
+/// What a helper thread does: one submission, or one `execute_batch` call
+/// on its `Handle`.
+#[derive(Clone, Debug)]
+enum HelperOp {
+    Submit(JobSpec, Via),
+    Batch(Vec<JobSpec>),
+}
+
 #[derive(Clone, Debug)]
 enum OwnerOp {
     Submit(JobSpec, Via),
+    /// `execute_batch`: on the pool while it lives (it must accept it all),
+    /// then on the owner's `Handle` (it must refuse it all).
+    Batch(Vec<JobSpec>),
     /// `pool.scope` over a batch of the owner's stack data.
     Scope(ScopeBatch),
     /// `wait_idle` while helpers may still be submitting.
@@ -260,7 +281,7 @@ enum Ending {
 struct Phase {
     owner: Vec<OwnerOp>,
     /// One list per helper thread.
-    helpers: Vec<Vec<(JobSpec, Via)>>,
+    helpers: Vec<Vec<HelperOp>>,
 }
 
 #[derive(Clone, Debug)]
@@ -288,6 +309,7 @@ impl Scenario {
                     .iter()
                     .map(|op| match op {
                         OwnerOp::Submit(spec, _) => cost(spec),
+                        OwnerOp::Batch(specs) => specs.iter().map(cost).sum(),
                         OwnerOp::Scope(_)
                         | OwnerOp::WaitIdle
                         | OwnerOp::JoinSpawned
@@ -298,7 +320,10 @@ impl Scenario {
                     .helpers
                     .iter()
                     .flatten()
-                    .map(|(spec, _)| cost(spec))
+                    .map(|op| match op {
+                        HelperOp::Submit(spec, _) => cost(spec),
+                        HelperOp::Batch(specs) => specs.iter().map(cost).sum(),
+                    })
                     .sum();
                 owner + helpers
             })
@@ -326,12 +351,25 @@ fn child_via() -> impl Strategy<Value = ChildVia> {
         1 => Just(ChildVia::ExecuteTimeout),
         3 => Just(ChildVia::SpawnJoin),
         1 => Just(ChildVia::SpawnDetach),
+        2 => Just(ChildVia::Batch),
     ]
 }
 
 fn job_spec() -> impl Strategy<Value = JobSpec> {
     (kind(), prop::collection::vec((kind(), child_via()), 0..=2))
         .prop_map(|(kind, children)| JobSpec { kind, children })
+}
+
+/// The jobs of one `execute_batch` call (empty batches included).
+fn batch() -> impl Strategy<Value = Vec<JobSpec>> {
+    prop::collection::vec(job_spec(), 0..=4)
+}
+
+fn helper_op() -> impl Strategy<Value = HelperOp> {
+    prop_oneof![
+        8 => (job_spec(), via()).prop_map(|(spec, via)| HelperOp::Submit(spec, via)),
+        2 => batch().prop_map(HelperOp::Batch),
+    ]
 }
 
 fn scoped_via() -> impl Strategy<Value = ScopedVia> {
@@ -387,6 +425,7 @@ fn scope_batch(depth: u32) -> BoxedStrategy<ScopeBatch> {
 fn owner_op() -> impl Strategy<Value = OwnerOp> {
     prop_oneof![
         10 => (job_spec(), via()).prop_map(|(spec, via)| OwnerOp::Submit(spec, via)),
+        2 => batch().prop_map(OwnerOp::Batch),
         2 => scope_batch(1).prop_map(OwnerOp::Scope),
         2 => Just(OwnerOp::WaitIdle),
         1 => Just(OwnerOp::JoinSpawned),
@@ -397,7 +436,7 @@ fn owner_op() -> impl Strategy<Value = OwnerOp> {
 fn phase(helpers: usize) -> impl Strategy<Value = Phase> {
     (
         prop::collection::vec(owner_op(), 0..10),
-        prop::collection::vec(prop::collection::vec((job_spec(), via()), 0..10), helpers),
+        prop::collection::vec(prop::collection::vec(helper_op(), 0..10), helpers),
     )
         .prop_map(|(owner, helpers)| Phase { owner, helpers })
 }
@@ -729,7 +768,15 @@ fn submit_children(
     children: Vec<(Kind, ChildVia)>,
 ) {
     let mut joins = Vec::new();
+    let mut batch = Vec::new();
     for (kind, via) in children {
+        if via == ChildVia::Batch {
+            batch.push(JobSpec {
+                kind,
+                children: Vec::new(),
+            });
+            continue;
+        }
         let spawned = matches!(via, ChildVia::SpawnJoin | ChildVia::SpawnDetach);
         let (id, body) = new_job(ledger, kind, Vec::new(), parent, spawned);
         let result = match via {
@@ -747,8 +794,13 @@ fn submit_children(
                 }
                 Err(err) => Err(refused_spawn(err)),
             },
+            ChildVia::Batch => unreachable!("batched children are submitted together"),
         };
         ledger.record_submission(id, result, MayRefuse::Never, OnRefusal::Drop);
+    }
+    if !batch.is_empty() {
+        let submitter = Submitter::Handle(pool);
+        submit_batch(ledger, submitter, &batch, parent, OnRefusal::Drop);
     }
     for (id, handle) in joins {
         ledger.record_join(id, handle.join(), true);
@@ -813,6 +865,16 @@ impl Submitter<'_> {
         }
     }
 
+    fn execute_batch(&self, jobs: Vec<BoxedJob>) -> Result<(), SubmitError<Vec<BoxedJob>>> {
+        match self {
+            Submitter::Pool(pool) => {
+                pool.execute_batch(jobs);
+                Ok(())
+            }
+            Submitter::Handle(handle) => handle.execute_batch(jobs),
+        }
+    }
+
     fn spawn(&self, body: Body) -> Result<JoinHandle<usize>, SubmitError<Body>> {
         match self {
             Submitter::Pool(pool) => Ok(pool.spawn(body)),
@@ -861,6 +923,69 @@ fn submit_from_outside(
     };
     let accepted = result.is_ok();
     ledger.record_submission(id, result, may_refuse, OnRefusal::CallHere);
+    accepted
+}
+
+/// Submits `specs` as one `execute_batch` call; returns how many of its
+/// jobs were accepted. Each job is recorded as a single submission would be
+/// (only a shutdown may refuse one). A refusal must hand back exactly the
+/// jobs not accepted, a suffix of the batch, in order: each job that came
+/// back is run or dropped (as `on_refusal` says) on its own, and must turn
+/// out to be the job expected at its place (its token's drop, at the end of
+/// its run or when dropped unrun, is counted on its own ledger entry).
+fn submit_batch(
+    ledger: &Arc<Ledger>,
+    submitter: Submitter<'_>,
+    specs: &[JobSpec],
+    parent: usize,
+    on_refusal: OnRefusal,
+) -> usize {
+    let (ids, jobs): (Vec<usize>, Vec<BoxedJob>) = specs
+        .iter()
+        .map(|spec| {
+            let (id, body) = new_job(ledger, spec.kind, spec.children.clone(), parent, false);
+            (id, as_job(body))
+        })
+        .unzip();
+    let (kind, rest) = match submitter.execute_batch(jobs) {
+        Ok(()) => {
+            for &id in &ids {
+                ledger.record_submission(id, Ok(()), MayRefuse::Never, on_refusal);
+            }
+            return ids.len();
+        }
+        Err(err) => (err.kind(), err.into_inner()),
+    };
+    if rest.is_empty() || rest.len() > ids.len() {
+        ledger.violation(format!(
+            "a batch of {} jobs {ids:?} was refused as {kind:?} with {} jobs inside",
+            ids.len(),
+            rest.len()
+        ));
+    }
+    let accepted = ids.len().saturating_sub(rest.len());
+    for &id in &ids[..accepted] {
+        ledger.record_submission(id, Ok(()), MayRefuse::Never, on_refusal);
+    }
+    for (at, job) in rest.into_iter().enumerate() {
+        let Some(&id) = ids.get(accepted + at) else {
+            // Miscounted (reported above): nobody's job to run.
+            std::mem::forget(job);
+            continue;
+        };
+        let entry = ledger.entry(id);
+        let drops_before = entry.drops.load(SeqCst);
+        ledger.record_submission(id, Err((kind, job)), MayRefuse::Never, on_refusal);
+        if drops_before != 0 || entry.drops.load(SeqCst) != 1 {
+            ledger.violation(format!(
+                "batch {ids:?} refused as {kind:?}: the job handed back at place {} of the \
+                 refused {} is not job {id} (its drops went {drops_before} -> {})",
+                accepted + at,
+                ids.len() - accepted,
+                entry.drops.load(SeqCst)
+            ));
+        }
+    }
     accepted
 }
 
@@ -1441,9 +1566,18 @@ fn run(scenario: &Scenario) -> Vec<String> {
                 let mut held = Vec::new();
                 for (index, phase) in scenario.phases.iter().enumerate() {
                     barrier.wait(); // phase starts
-                    for (spec, via) in &phase.helpers[helper] {
+                    for op in &phase.helpers[helper] {
                         let submitter = Submitter::Handle(&handle);
-                        submit_from_outside(ledger, submitter, spec, *via, bounded, &mut held);
+                        match op {
+                            HelperOp::Submit(spec, via) => {
+                                let held = &mut held;
+                                submit_from_outside(ledger, submitter, spec, *via, bounded, held);
+                            }
+                            HelperOp::Batch(specs) => {
+                                let on_refusal = OnRefusal::CallHere;
+                                submit_batch(ledger, submitter, specs, NO_PARENT, on_refusal);
+                            }
+                        }
                     }
                     // In the last phase this may wait for the owner to run
                     // or drop a job that shutdown_now handed back.
@@ -1477,6 +1611,19 @@ fn run(scenario: &Scenario) -> Vec<String> {
                         let submitter = Submitter::Handle(&handle);
                         if submit_from_outside(&ledger, submitter, spec, *via, bounded, &mut held) {
                             ledger.violation("a job was accepted after the pool's end".to_owned());
+                        }
+                    }
+                    (OwnerOp::Batch(specs), Some(live)) => {
+                        let submitter = Submitter::Pool(live);
+                        submit_batch(&ledger, submitter, specs, NO_PARENT, OnRefusal::CallHere);
+                    }
+                    (OwnerOp::Batch(specs), None) => {
+                        let submitter = Submitter::Handle(&handle);
+                        let on_refusal = OnRefusal::CallHere;
+                        if submit_batch(&ledger, submitter, specs, NO_PARENT, on_refusal) != 0 {
+                            ledger.violation(
+                                "a batch's job was accepted after the pool's end".to_owned(),
+                            );
                         }
                     }
                     (OwnerOp::Scope(batch), Some(live)) => {

@@ -167,6 +167,10 @@ enum Via {
     /// `spawn`. The owner and the submitter threads keep the `JoinHandle`;
     /// a job's `Children` drop theirs at once (detached).
     Spawn,
+    /// `execute_batch`: a batch of one job; a `Burst`'s jobs, or a job's
+    /// `Children`, go in one batch. On a `Handle`, a shutdown may refuse the
+    /// batch part-way: the jobs not accepted come back, in order.
+    Batch,
 }
 
 /// What a job does when it runs.
@@ -219,7 +223,8 @@ enum Op {
     /// A submitter thread (`sub % submitters`) submits through its handle,
     /// asynchronously to the owner. Without submitters: the owner's handle.
     Submit { sub: u8, via: Via, kind: Kind },
-    /// `n % (MAX_BURST + 1)` submissions back to back, as `Submit`.
+    /// `n % (MAX_BURST + 1)` submissions back to back, as `Submit` (by
+    /// `Via::Batch`: one batch of that many jobs).
     Burst {
         sub: u8,
         n: u8,
@@ -1184,6 +1189,12 @@ fn job_body(ctx: &Arc<Ctx>, id: usize, kind: Kind, handle: &Handle) {
         Kind::Yield => (0..3).for_each(|_| thread::yield_now()),
         Kind::Sleep(us) => sleep_us(us),
         Kind::LongSleep(us) => thread::sleep(micros(us)),
+        Kind::Children {
+            n, via: Via::Batch, ..
+        } => {
+            let kinds: Vec<Kind> = (0..n % 3).map(|j| child_kind(kind, j)).collect();
+            submit_batch(ctx, Target::Handle(handle), Some(id), &kinds, "child batch");
+        }
         Kind::Children { n, via, .. } => {
             for j in 0..n % 3 {
                 // A child's JoinHandle is dropped at once: detached.
@@ -1253,7 +1264,10 @@ fn submit(
     // queue must never refuse or make the submitter wait.
     let from_worker = Handle::current().is_some();
     let after_done = ctx.shutdown_done.load(SeqCst);
-    if via == Via::Spawn {
+    if via == Via::Batch {
+        submit_batch(ctx, target, parent, &[kind], who);
+        None
+    } else if via == Via::Spawn {
         let kind = spawnable(kind);
         let rec = ctx.new_rec(parent, kind, true);
         let job = make_spawned(ctx, &rec, kind);
@@ -1286,13 +1300,95 @@ fn submit(
             (Target::Handle(handle), Via::ExecuteTimeout(us)) => {
                 handle.execute_timeout(job, micros(us))
             }
-            (_, Via::Spawn) => unreachable!("handled above"),
+            (_, Via::Spawn | Via::Batch) => unreachable!("handled above"),
         };
         match result {
             Ok(()) => accept(&rec, after_done, who),
             Err(err) => reject(ctx, &rec, err, via, from_worker, who),
         }
         None
+    }
+}
+
+/// Submits one job per `kinds` by one `execute_batch` call and records each
+/// verdict. Only a shutdown may refuse a batch (it waits for room in a
+/// bounded queue, and never from one of the pool's own workers), and then it
+/// must hand back exactly the jobs it did not accept: a non-empty suffix of
+/// the batch, in order, each the very closure submitted (dropping the one
+/// at place `i` must disarm the guard of the `i`-th refused job), unrun and
+/// undropped; the jobs before it were accepted (and the ledger checks them
+/// as any accepted job).
+fn submit_batch(
+    ctx: &Arc<Ctx>,
+    target: Target<'_>,
+    parent: Option<usize>,
+    kinds: &[Kind],
+    who: &str,
+) {
+    let after_done = ctx.shutdown_done.load(SeqCst);
+    let recs: Vec<Arc<Rec>> = kinds
+        .iter()
+        .map(|&kind| ctx.new_rec(parent, kind, false))
+        .collect();
+    let jobs: Vec<_> = recs
+        .iter()
+        .zip(kinds)
+        .map(|(rec, &kind)| make_job(ctx, rec, kind, None))
+        .collect();
+    let result = match target {
+        Target::Pool(pool) => {
+            pool.execute_batch(jobs);
+            Ok(())
+        }
+        Target::Handle(handle) => handle.execute_batch(jobs),
+    };
+    let err = match result {
+        Ok(()) => {
+            for rec in &recs {
+                accept(rec, after_done, who);
+            }
+            return;
+        }
+        Err(err) => err,
+    };
+    let ids: Vec<usize> = recs.iter().map(|rec| rec.id).collect();
+    let kind = err.kind();
+    assert_eq!(
+        kind,
+        SubmitErrorKind::ShutDown,
+        "{who}: batch {ids:?} refused: {err}"
+    );
+    assert!(
+        ctx.shutdown_started.load(SeqCst),
+        "{who}: batch {ids:?} refused as shut down before shutdown began"
+    );
+    let rest = err.into_inner();
+    assert!(
+        !rest.is_empty() && rest.len() <= recs.len(),
+        "{who}: batch {ids:?} refused with {} jobs inside",
+        rest.len()
+    );
+    let accepted = recs.len() - rest.len();
+    for rec in &recs[..accepted] {
+        accept(rec, after_done, who);
+    }
+    for (at, (rec, job)) in recs[accepted..].iter().zip(rest).enumerate() {
+        let id = rec.id;
+        rec.rejected_as.store(kind_code(kind), SeqCst);
+        rec.status.store(REJECTED, SeqCst);
+        assert_eq!(rec.runs.load(SeqCst), 0, "{who}: rejected job {id} ran");
+        assert_eq!(
+            rec.dropped_unrun.load(SeqCst),
+            0,
+            "{who}: rejected job {id} was dropped by the pool"
+        );
+        drop(job);
+        assert_eq!(
+            rec.dropped_unrun.load(SeqCst),
+            1,
+            "{who}: batch {ids:?} refused after {accepted} jobs: the job handed back at \
+             place {at} is not job {id}"
+        );
     }
 }
 
@@ -2142,6 +2238,11 @@ fn submitter(ctx: Arc<Ctx>, handle: Handle, rx: mpsc::Receiver<Cmd>) {
                     "submitter",
                 ));
             }
+            Cmd::Burst(n, Via::Batch, kind) => {
+                let kinds = vec![kind; usize::from(n % (MAX_BURST + 1))];
+                let target = Target::Handle(&handle);
+                submit_batch(&ctx, target, None, &kinds, "submitter batch");
+            }
             Cmd::Burst(n, via, kind) => {
                 for _ in 0..n % (MAX_BURST + 1) {
                     spawned.extend(submit(
@@ -2342,6 +2443,20 @@ fn run(input: &Input) {
             (Op::Submit { sub, via, kind }, _) => send(sub, Cmd::Submit(via, kind)),
             (Op::Burst { sub, n, via, kind }, _) if !subs.is_empty() => {
                 send(sub, Cmd::Burst(n, via, kind))
+            }
+            (
+                Op::Burst {
+                    n,
+                    via: Via::Batch,
+                    kind,
+                    ..
+                },
+                _,
+            ) => {
+                // Without submitters: the owner's handle, as for `Burst`.
+                let kinds = vec![kind; usize::from(n % (MAX_BURST + 1))];
+                let target = Target::Handle(&owner_handle);
+                submit_batch(&ctx, target, None, &kinds, "owner batch");
             }
             (Op::Burst { n, via, kind, .. }, _) => {
                 for _ in 0..n % (MAX_BURST + 1) {
