@@ -14,62 +14,26 @@
 //! lost wake-up.
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
-use loom::thread;
 
-use super::{model, Mailbox};
+use super::{model, wakeup};
 use crate::sync::Arc;
 use crate::Builder;
 
 /// One spinning worker; a caller thread submits a job through a `Handle`
 /// while the worker may be spinning, re-checking or asleep; the main thread
-/// waits on its own mailbox for the job to have run.
+/// waits on its own mailbox for the job to have run (the scenario of
+/// `wakeup.rs`, with spinning on).
 #[test]
 fn submit_racing_a_spinning_worker_is_never_lost() {
-    model(20, || {
-        let pool = Builder::new()
-            .num_threads(1)
-            .spin_before_sleep(true)
-            .build()
-            .unwrap();
-        let ran = Arc::new(Mailbox::new());
-
-        let handle = pool.handle();
-        let job_ran = Arc::clone(&ran);
-        let caller = thread::spawn(move || handle.execute(move || job_ran.put(())).is_ok());
-
-        // Deadlocks if the job landed during the spin and the worker then
-        // went to sleep without looking again.
-        ran.take();
-        assert!(caller.join().unwrap(), "a live pool refused a Handle's job");
-        pool.shutdown();
-    });
+    wakeup::submit_racing_an_idle_worker(true);
 }
 
 /// Two spinning workers; job 0 occupies one until job 1 has run, so job 1
-/// must reach the other, whether it is spinning, re-checking or asleep.
+/// must reach the other, whether it is spinning, re-checking or asleep (the
+/// scenario of `wakeup.rs`, with spinning on, at bound 3).
 #[test]
 fn submit_reaches_the_idle_worker_while_the_other_is_busy_when_spinning() {
-    model(3, || {
-        let pool = Builder::new()
-            .num_threads(2)
-            .spin_before_sleep(true)
-            .build()
-            .unwrap();
-        let second_ran = Arc::new(Mailbox::new());
-        let first_done = Arc::new(Mailbox::new());
-
-        let (wait_for_second, done) = (Arc::clone(&second_ran), Arc::clone(&first_done));
-        pool.execute(move || {
-            wait_for_second.take();
-            done.put(());
-        });
-        let second = Arc::clone(&second_ran);
-        pool.execute(move || second.put(()));
-
-        // Deadlocks if job 1 sat in the queue beside a sleeping worker.
-        first_done.take();
-        pool.shutdown();
-    });
+    wakeup::idle_worker_is_reached_while_the_other_is_busy(3, true);
 }
 
 /// One spinning worker, two jobs, then `wait_idle`: the worker records job 0

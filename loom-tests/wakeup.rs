@@ -16,15 +16,26 @@ use crate::Builder;
 /// the job to have run.
 #[test]
 fn submit_racing_sleep_is_never_lost() {
-    model(20, || {
-        let pool = Builder::new().num_threads(1).build().unwrap();
+    submit_racing_an_idle_worker(false);
+}
+
+/// The scenario of [`submit_racing_sleep_is_never_lost`]; with `spin`, the
+/// worker spins before it sleeps (`spin.rs`).
+pub(super) fn submit_racing_an_idle_worker(spin: bool) {
+    model(20, move || {
+        let pool = Builder::new()
+            .num_threads(1)
+            .spin_before_sleep(spin)
+            .build()
+            .unwrap();
         let ran = Arc::new(Mailbox::new());
 
         let handle = pool.handle();
         let job_ran = Arc::clone(&ran);
         let caller = thread::spawn(move || handle.execute(move || job_ran.put(())).is_ok());
 
-        // Deadlocks if the submission did not wake the sleeping worker.
+        // Deadlocks if the submission did not wake the sleeping worker (or,
+        // spinning, the worker slept without looking again).
         ran.take();
         assert!(caller.join().unwrap(), "a live pool refused a Handle's job");
         pool.shutdown();
@@ -36,8 +47,18 @@ fn submit_racing_sleep_is_never_lost() {
 /// worker to drain the queue later.
 #[test]
 fn submit_wakes_the_idle_worker_while_the_other_is_busy() {
-    model(4, || {
-        let pool = Builder::new().num_threads(2).build().unwrap();
+    idle_worker_is_reached_while_the_other_is_busy(4, false);
+}
+
+/// The scenario of [`submit_wakes_the_idle_worker_while_the_other_is_busy`];
+/// with `spin`, idle workers spin before they sleep (`spin.rs`).
+pub(super) fn idle_worker_is_reached_while_the_other_is_busy(bound: usize, spin: bool) {
+    model(bound, move || {
+        let pool = Builder::new()
+            .num_threads(2)
+            .spin_before_sleep(spin)
+            .build()
+            .unwrap();
         let second_ran = Arc::new(Mailbox::new());
         let first_done = Arc::new(Mailbox::new());
 

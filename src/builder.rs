@@ -22,27 +22,20 @@ pub(crate) struct Config {
     pub(crate) on_thread_start: Option<Box<IndexHook>>,
     pub(crate) on_thread_stop: Option<Box<IndexHook>>,
     pub(crate) panic_handler: Option<Box<PanicHandler>>,
-    /// Under loom: whether idle workers spin before they sleep (`sleep.rs`).
-    /// Off unless a model turns it on. The spin only delays a re-check made
-    /// under the lock, but each spin doubles the interleavings of every
-    /// idle moment; so the models of the sleep protocol run with it, and the
-    /// other models, which would only grow, without.
-    #[cfg(all(loom, test))]
-    pub(crate) spin: bool,
+    /// In a loom model: whether idle workers spin before they sleep
+    /// (`sleep.rs`); outside the models they always do. Off unless a model
+    /// turns it on: the spin only delays a re-check made under the lock, but
+    /// each spin doubles the interleavings of every idle moment, so the
+    /// models of the sleep protocol run with it and the other models, which
+    /// would only grow, without.
+    pub(crate) spin_in_model: bool,
 }
 
 impl Config {
     /// Whether an idle worker spins before it sleeps: always, except in
     /// loom models that did not ask for it.
     pub(crate) fn spins(&self) -> bool {
-        #[cfg(all(loom, test))]
-        {
-            self.spin
-        }
-        #[cfg(not(all(loom, test)))]
-        {
-            true
-        }
+        !sync::MODEL_CHECKED || self.spin_in_model
     }
 
     fn thread_name(&self, index: usize) -> String {
@@ -137,11 +130,12 @@ impl Builder {
         self
     }
 
-    /// Under loom: lets this pool's idle workers spin before sleeping, as
-    /// they always do outside loom (see [`Config::spin`]).
-    #[cfg(all(loom, test))]
+    /// In a loom model: lets this pool's idle workers spin before sleeping,
+    /// as they always do outside the models (see
+    /// [`Config::spin_in_model`]). Only the models call it.
+    #[allow(dead_code)]
     pub(crate) fn spin_before_sleep(mut self, on: bool) -> Builder {
-        self.config.spin = on;
+        self.config.spin_in_model = on;
         self
     }
 

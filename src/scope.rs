@@ -57,7 +57,7 @@ use std::marker::PhantomData;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::job::{self, Job, Outcome, Spawn, Task};
+use crate::job::{self, Job, Outcome, Payload, Spawn, Task};
 use crate::join::{JoinError, JoinHandle, Promise};
 use crate::queue::{Shared, WhenFull};
 use crate::sync::{self, Arc, Condvar, Mutex, MutexGuard};
@@ -72,8 +72,8 @@ use crate::worker;
 pub struct Scope<'scope, 'env: 'scope> {
     data: Arc<ScopeData>,
     pool: &'scope Arc<Shared>,
-    // Invariant in both lifetimes, as `std::thread::Scope` is: a scope must
-    // not be usable as one with a longer `'scope` or `'env`.
+    // Invariant in both lifetimes, as std's scoped-thread `Scope` is: a
+    // scope must not be usable as one with a longer `'scope` or `'env`.
     scope: PhantomData<&'scope mut &'scope ()>,
     env: PhantomData<&'env mut &'env ()>,
 }
@@ -194,6 +194,12 @@ impl Member {
         data.lock().pending += 1;
         Member(Arc::clone(data))
     }
+
+    /// Tells the scope about a panic nobody will join, and drops its payload.
+    fn report_panic(&self, payload: Payload) {
+        self.0.report_unjoined_panic();
+        job::drop_guarded(payload);
+    }
 }
 
 impl Drop for Member {
@@ -214,8 +220,7 @@ impl<F: FnOnce() + Send> Task for ScopedExecute<F> {
         let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
             Ok(()) => Outcome::Completed,
             Err(payload) => {
-                member.0.report_unjoined_panic();
-                job::drop_guarded(payload);
+                member.report_panic(payload);
                 Outcome::PanickedIntoHandle
             }
         };
@@ -247,8 +252,7 @@ where
         let panicked = match panic::catch_unwind(AssertUnwindSafe(|| spawn.run_and_fulfil())) {
             Ok(panicked) => panicked,
             Err(payload) => {
-                member.0.report_unjoined_panic();
-                job::drop_guarded(payload);
+                member.report_panic(payload);
                 true
             }
         };
@@ -340,15 +344,17 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// Queues a scoped job, erasing its lifetime.
     fn submit<J: Task + 'scope>(&'scope self, job: J) {
         let job: Box<dyn Task + 'scope> = Box::new(job);
-        // SAFETY: only the trait object's lifetime bound changes; layout and
-        // vtable are the same. The job may borrow data that lives only for
-        // `'scope`, so it must not be used after `'scope` ends. It is not:
+        // Why erasing `'scope` is sound. The job may borrow data that lives
+        // only for `'scope`, so it must not be used after `'scope` ends. It
+        // is not:
         // - it holds a `Member` of this scope, which it drops only after
         //   dropping everything else it owns (run or not: see the module
         //   docs), and `ThreadPool::scope` does not return or unwind until
         //   every `Member` has been dropped (`pending == 0`);
         // - it is never handed out as a `Job`: `shutdown_now` needs the pool
         //   by value, and the pool is borrowed for the whole scope.
+        // SAFETY: only the trait object's lifetime bound changes (same layout
+        // and vtable), and the job is gone before `'scope` ends (above).
         let job = unsafe { mem::transmute::<Box<dyn Task + 'scope>, Box<dyn Task>>(job) };
         if self
             .pool

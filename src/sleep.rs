@@ -28,7 +28,7 @@
 //! the budget shrinks to a single round, so the models explore a spinner
 //! giving up as well as one that sees the hint, without unrolling a long
 //! loop; and only the models of the sleep protocol turn spinning on
-//! (`Builder::spin_before_sleep`, loom-only): `loom-tests/wakeup.rs` and
+//! (`Builder::spin_before_sleep`, called only by the models): `loom-tests/wakeup.rs` and
 //! `loom-tests/spin.rs`. Elsewhere it would multiply the interleavings of
 //! every idle moment (one model went from 67 s to over ten minutes) while
 //! only delaying a check those models already make.
@@ -36,10 +36,10 @@
 use crate::sync;
 
 /// Rounds that spin (round `r` spins `2^r` hints) before rounds that yield.
-const SPIN_ROUNDS: u32 = if cfg!(all(loom, test)) { 1 } else { 7 };
+const SPIN_ROUNDS: u32 = if sync::MODEL_CHECKED { 1 } else { 7 };
 
 /// All rounds, spinning and yielding; after them the caller sleeps.
-const ROUNDS: u32 = if cfg!(all(loom, test)) { 1 } else { 11 };
+const ROUNDS: u32 = if sync::MODEL_CHECKED { 1 } else { 11 };
 
 /// Spins (then yields) until `ready` returns `true` or the budget is spent;
 /// returns the last answer of `ready`.

@@ -42,6 +42,12 @@ mod imp {
 
 pub(crate) use imp::*;
 
+/// Whether this is the crate's own loom test build, the one the models run
+/// in. Code outside the shim reads this to shrink a bound for the models
+/// (see `sleep.rs`) without naming loom; outside it, it is a constant
+/// `false` and the branches fold away.
+pub(crate) const MODEL_CHECKED: bool = cfg!(all(loom, test));
+
 // Not synchronization primitives, but they name `std::thread`; they are the
 // same under loom.
 pub(crate) use std::thread::{available_parallelism, panicking};

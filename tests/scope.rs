@@ -5,7 +5,8 @@
 //! behaviour. The few sleeps only make races likelier (a job still running
 //! when the scope starts waiting); no assertion depends on their length.
 
-use std::any::Any;
+mod support;
+
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -20,12 +21,10 @@ fn panic_message(f: impl FnOnce()) -> String {
     text(&*payload)
 }
 
-fn text(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
+fn text(payload: &(dyn std::any::Any + Send)) -> String {
+    support::payload_text(payload)
         .unwrap_or_default()
+        .to_owned()
 }
 
 /// Sums `data` by splitting it in halves, each half a scoped job, down to
