@@ -253,24 +253,51 @@ fn the_closures_panic_wins_over_an_unjoined_job_panic() {
     assert_eq!(message, "the closure's");
 }
 
-#[test]
-fn a_result_that_panics_on_drop_unjoined_makes_scope_panic() {
-    struct Bomb;
-    impl Drop for Bomb {
-        fn drop(&mut self) {
-            panic!("result dropped");
-        }
+/// A result whose `Drop` panics, used by the two tests below.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("result dropped");
     }
+}
+
+#[test]
+fn a_result_that_panics_on_drop_in_the_job_makes_scope_panic() {
+    // The handle is dropped while the job is held at a gate, so the job
+    // drops the result last, on its worker: an unjoined panic of the scope.
+    let pool = ThreadPool::new(1);
+    let gate = support::Gate::new();
+    let message = panic_message(|| {
+        pool.scope(|s| {
+            let handle = s.spawn(|| {
+                gate.pass();
+                Bomb
+            });
+            drop(handle);
+            gate.open();
+        })
+    });
+    assert_eq!(message, "a scoped job panicked");
+    pool.execute(|| {});
+    pool.wait_idle();
+}
+
+#[test]
+fn a_result_that_panics_on_drop_in_the_closure_is_the_closures_panic() {
+    // The job finished first, so dropping the handle drops the result in the
+    // scope's closure, which panics there; `scope` resumes that panic.
     let pool = ThreadPool::new(1);
     let message = panic_message(|| {
         pool.scope(|s| {
             let handle = s.spawn(|| Bomb);
-            // Joined later by nobody; whichever side drops the result last
-            // sees it panic.
+            while !handle.is_finished() {
+                thread::yield_now();
+            }
             drop(handle);
         })
     });
-    assert_eq!(message, "a scoped job panicked");
+    assert_eq!(message, "result dropped");
     pool.execute(|| {});
     pool.wait_idle();
 }
