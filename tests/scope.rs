@@ -285,15 +285,16 @@ fn a_result_that_panics_on_drop_in_the_job_makes_scope_panic() {
 
 #[test]
 fn a_result_that_panics_on_drop_in_the_closure_is_the_closures_panic() {
-    // The job finished first, so dropping the handle drops the result in the
-    // scope's closure, which panics there; `scope` resumes that panic.
+    // The job has let go of its slot first (`wait_idle`, from outside the
+    // pool, returns only after that), so dropping the handle drops the
+    // result in the scope's closure, which panics there; `scope` resumes that
+    // panic. (`is_finished` would not do: the job still holds the slot for a
+    // moment after resolving it.)
     let pool = ThreadPool::new(1);
     let message = panic_message(|| {
         pool.scope(|s| {
             let handle = s.spawn(|| Bomb);
-            while !handle.is_finished() {
-                thread::yield_now();
-            }
+            pool.wait_idle();
             drop(handle);
         })
     });
