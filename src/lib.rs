@@ -49,6 +49,7 @@ mod builder;
 #[cfg(doctest)]
 mod compile_fail;
 mod error;
+mod injector;
 mod job;
 mod join;
 mod pool;

@@ -3,32 +3,42 @@
 //!
 //! # Protocol
 //!
-//! All pool state lives in one [`State`] behind one mutex. Every transition
-//! happens with the lock held, so each check-then-act below is atomic. The
-//! three condvars only ever wait on that mutex.
+//! Pool state lives in one [`State`] behind one mutex, with one exception:
+//! jobs submitted from outside the pool wait in the [`Injector`]
+//! (`injector.rs`), which an *unbounded* pool's outside submitters push to
+//! without the lock. Everything else (every pop, every push from inside the
+//! pool or into a bounded pool, every counter) happens with the lock held,
+//! so each check-then-act below is atomic. The three condvars only ever wait
+//! on that mutex.
 //!
 //! | event                 | under the lock                                         | then                                         |
 //! |-----------------------|--------------------------------------------------------|----------------------------------------------|
-//! | `submit`              | refuse if `closed`; if full, refuse or wait (`space_freed`) unless on an own worker; push | `notify_one(work_ready)` if a worker sleeps |
-//! | worker takes a job    | retire if surplus; pop; `running += 1`                 | `notify_one(space_freed)` if one waits; run the job unlocked |
-//! | worker finds nothing  | exit if `closed`; else, the first time, unlock and spin (`sleep.rs`), then `sleeping_workers += 1` | `wait(work_ready)`, re-check after waking    |
+//! | `submit`, unbounded, from outside | nothing: push to the injector (refused if it is closed) | if `sleepers_for_pushers > 0`: take and drop the lock, `notify_one(work_ready)` |
+//! | `submit`, otherwise   | refuse if `closed`; if full, refuse or wait (`space_freed`) unless on an own worker; push | `notify_one(work_ready)` if a worker sleeps |
+//! | worker takes a job    | retire if surplus; pop; `running += 1` (a claimed, not yet written outside job counts as nothing to run, but keeps a closed pool's workers from exiting) | `notify_one(space_freed)` if one waits; run the job unlocked |
+//! | worker finds nothing  | exit if `closed` and empty; else, the first time, unlock and spin (`sleep.rs`); then `sleeping_workers += 1` and re-check with read-modify-writes (`Injector::peek_synced`) | `wait(work_ready)`, re-check after waking    |
 //! | job finished          | `running -= 1`; count it completed or panicked (a worker does this in the same critical section as taking its next job) | `notify_all(became_idle)` if idle and awaited |
-//! | `close`               | `closed = true`                                        | `notify_all` on `work_ready`, `space_freed`  |
-//! | `shutdown_now`        | `closed = true`; take the whole queue; mark it handed back | as `close`                               |
-//! | `wait_idle`           | return if `queue` empty and `running == 0`             | else `wait(became_idle)`, re-check           |
+//! | `close`               | `closed = true`; close the injector                    | `notify_all` on `work_ready`, `space_freed`  |
+//! | `shutdown_now`        | as `close`; take every queued job (waiting out a claimed one); mark them handed back | as `close`                |
+//! | `wait_idle`           | return if nothing is queued and `running == 0`         | else `wait(became_idle)`, re-check           |
 //! | resize                | set `target_workers`; reserve new workers              | `notify_all(work_ready)` so surplus sleepers retire |
 //!
-//! **No lost wake-up.** A worker decides to sleep only after seeing an empty
-//! queue *with the lock held* (spinning first changes nothing here: a
-//! spinner is not counted as sleeping, and it re-locks and re-checks before
-//! it registers), and `Condvar::wait` releases that lock
-//! atomically with going to sleep. A submitter pushes with the lock held, so
-//! it either pushes before the worker looked (the worker sees the job) or
-//! after the worker is registered in `sleeping_workers` and waiting (the
-//! submitter sees the count and notifies). A notification that lands on a
-//! worker that another notification already woke costs only parallelism,
-//! never a job: every worker drains the queue before it sleeps again.
-//! Proven by `loom-tests/wakeup.rs`.
+//! **No lost wake-up.** A worker decides to sleep only after registering in
+//! `sleeping_workers` and then seeing an empty queue, *with the lock held*
+//! (spinning first changes nothing here: a spinner is not counted as
+//! sleeping, and it re-locks and re-checks before it registers), and
+//! `Condvar::wait` releases that lock atomically with going to sleep. A
+//! submitter that holds the lock pushes either before the worker looked (the
+//! worker sees the job) or after the worker is registered and waiting (the
+//! submitter sees the count and notifies). A lock-free submitter pushes,
+//! then reads `sleepers_for_pushers` (the same count, kept as an atomic);
+//! the worker's re-check and the push meet in read-modify-writes of the
+//! same atomics, so one sees the other (`injector.rs`), and a submitter that
+//! sees a sleeper takes the lock before notifying, so the sleeper is already
+//! waiting. A notification that
+//! lands on a worker that another notification already woke costs only
+//! parallelism, never a job: every worker drains the queue before it sleeps
+//! again. Proven by `loom-tests/wakeup.rs` and `loom-tests/spin.rs`.
 //!
 //! **Backpressure.** `capacity` bounds the jobs *waiting* in the queue. A
 //! full queue makes `execute` wait on `space_freed`; every pop notifies one
@@ -41,22 +51,29 @@
 //!
 //! **No lost job.** A job leaves the queue only by being popped by a worker,
 //! which runs it, or by `shutdown_now`, which hands it back; `closed` only
-//! stops new pushes, and workers exit only when the queue is closed and
-//! empty (or when they are surplus after a shrink, which needs no job of
-//! theirs). Proven by `loom-tests/exactly_once.rs` and `loom-tests/shutdown.rs`.
+//! stops new pushes (the injector's closed bit is set in the same critical
+//! section, and a lock-free push either claimed its slot before it or is
+//! refused), and workers exit only when the queue is closed and empty (or
+//! when they are surplus after a shrink, which needs no job of theirs).
+//! Proven by `loom-tests/exactly_once.rs`, `loom-tests/shutdown.rs` and
+//! `loom-tests/injector.rs`.
 //!
-//! **Idleness.** `running` and the queue length change under the same lock,
-//! and a job is counted completed or panicked in the same critical section
-//! that decrements `running`, so a `wait_idle` that returns sees exact
-//! counters. Proven by `loom-tests/idle.rs`.
+//! **Idleness.** `running` and the queue length change under the same lock
+//! (a lock-free push only makes the pool busier, and `wait_idle` racing it
+//! may return before or after it), and a job is counted completed or
+//! panicked in the same critical section that decrements `running`, so a
+//! `wait_idle` that returns sees exact counters. Proven by `loom-tests/idle.rs`.
 
 use std::collections::VecDeque;
 
 use crate::builder::Config;
 use crate::error::SubmitErrorKind;
+use crate::injector::{Injector, Peek, Pop};
 use crate::job::{self, Job, Outcome, Task};
 use crate::sleep;
-use crate::sync::{self, AtomicUsize, Condvar, Duration, Instant, Mutex, MutexGuard, Ordering};
+use crate::sync::{
+    self, AtomicUsize, CachePadded, Condvar, Duration, Instant, Mutex, MutexGuard, Ordering,
+};
 use crate::worker;
 
 /// What a submitter does when the queue is full.
@@ -71,85 +88,111 @@ pub(crate) enum WhenFull {
     WaitUntil(Option<Instant>),
 }
 
-/// Where accepted jobs wait: one FIFO for jobs submitted from outside the
-/// pool, and one deque per worker for jobs its own jobs submitted.
+/// The queues guarded by the pool lock: one deque per worker, for the jobs
+/// its own jobs submitted, and, in a pool whose outside submitters take the
+/// lock (a bounded pool), a FIFO for their jobs. (An unbounded pool's outside
+/// jobs wait in the [`Injector`] instead.)
 ///
 /// A worker takes, in order: the newest job of its own deque (LIFO: usually
 /// the child it just spawned, so recursive spawn-and-join nests one stack
 /// frame per level and stays cache-warm), then the oldest outside job, then
 /// the oldest job of another worker's deque (stealing the biggest piece of
-/// someone else's work, as in rayon). Which deque a job is in never affects
-/// whether it runs: every job sits in exactly one deque until a worker takes
-/// it or `shutdown_now` hands it back.
-struct Queues {
-    /// Jobs submitted from outside the pool, oldest first.
-    injector: VecDeque<Job>,
-    /// `locals[i]`: jobs submitted by worker `i`'s jobs, oldest first.
-    locals: Vec<VecDeque<Job>>,
+/// someone else's work, as in rayon). Which queue a job is in never affects
+/// whether it runs: every job sits in exactly one queue until a worker takes
+/// it or `shutdown_now` hands it back. A retired worker's deque stays where
+/// it is: the other workers steal from it like from any other.
+struct Locked {
+    /// Jobs submitted from outside a pool that pushes with the lock, oldest
+    /// first.
+    outside: VecDeque<Job>,
+    /// `deques[i]`: jobs submitted by worker `i`'s jobs, oldest first.
+    deques: Vec<VecDeque<Job>>,
     /// Jobs in all of the above.
     len: usize,
 }
 
-impl Queues {
+impl Locked {
+    /// Queues `job` on worker `origin`'s deque, or outside (`None`).
     fn push(&mut self, job: Job, origin: Option<usize>) {
         match origin {
             Some(index) => {
                 // Deques are made on a worker's first submission, not sized
                 // from the requested thread count (which may be absurd).
-                if index >= self.locals.len() {
-                    self.locals.resize_with(index + 1, VecDeque::new);
+                if index >= self.deques.len() {
+                    self.deques.resize_with(index + 1, VecDeque::new);
                 }
-                self.locals[index].push_back(job);
+                self.deques[index].push_back(job);
             }
-            None => self.injector.push_back(job),
+            None => self.outside.push_back(job),
         }
         self.len += 1;
     }
 
-    fn take(&mut self, taker: usize) -> Option<Job> {
+    fn pop_own(&mut self, index: usize) -> Option<Job> {
+        let job = self.deques.get_mut(index)?.pop_back()?;
+        self.len -= 1;
+        Some(job)
+    }
+
+    fn pop_outside(&mut self) -> Option<Job> {
+        let job = self.outside.pop_front()?;
+        self.len -= 1;
+        Some(job)
+    }
+
+    fn steal(&mut self, taker: usize) -> Option<Job> {
         if self.len == 0 {
             return None;
         }
-        let job = self
-            .locals
-            .get_mut(taker)
-            .and_then(VecDeque::pop_back)
-            .or_else(|| self.injector.pop_front())
-            .or_else(|| {
-                // Steal from the deque after the taker's, round the ring, so
-                // thieves spread out. `taker` may have no deque yet.
-                let n = self.locals.len();
-                (1..=n)
-                    .map(|step| (taker + step) % n)
-                    .filter(|&victim| victim != taker)
-                    .find_map(|victim| self.locals[victim].pop_front())
-            });
+        // Steal from the deque after the taker's, round the ring, so thieves
+        // spread out. `taker` may have no deque yet.
+        let n = self.deques.len();
+        let job = (1..=n)
+            .map(|step| (taker + step) % n)
+            .filter(|&victim| victim != taker)
+            .find_map(|victim| self.deques[victim].pop_front());
         debug_assert!(job.is_some(), "len says a job is queued but none was found");
         self.len -= 1;
         job
     }
 
-    /// A retiring worker's deque joins the outside queue, so nothing it held
-    /// is stranded.
-    fn retire(&mut self, index: usize) {
-        if let Some(local) = self.locals.get_mut(index) {
-            self.injector.extend(local.drain(..));
-        }
-    }
-
     fn drain_all(&mut self) -> Vec<Job> {
-        let mut jobs: Vec<Job> = self.injector.drain(..).collect();
-        for local in &mut self.locals {
-            jobs.extend(local.drain(..));
+        let mut jobs: Vec<Job> = self.outside.drain(..).collect();
+        for deque in &mut self.deques {
+            jobs.extend(deque.drain(..));
         }
         self.len = 0;
         jobs
     }
 }
 
+/// What [`Shared::take`] found.
+enum Take {
+    Job(Job),
+    /// An outside job is claimed but not written yet (`injector.rs`): no
+    /// job to run now, but the queue is not empty either.
+    Pending,
+    Empty,
+}
+
 /// State shared by the pool, its handles and its workers.
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// Jobs submitted from outside an unbounded pool, pushed without the
+    /// lock and popped with it (`injector.rs`). Unused by other pools.
+    injector: Injector,
+    /// Whether outside submitters push to the `injector` without the lock:
+    /// the pool is unbounded (a bounded one must count its queue exactly
+    /// under the lock), and, in a loom model, asked for it
+    /// (`Config::pushes_without_lock`).
+    lock_free: bool,
+    /// A copy of `State::sleeping_workers` for submitters that push without
+    /// the lock, kept only in a pool that has them (`lock_free`): changed
+    /// with read-modify-writes under the lock, read by a lock-free submitter
+    /// to decide whether to notify (`injector.rs` has the protocol). Other
+    /// pools skip it, which spares their loom models two atomic steps per
+    /// sleep.
+    sleepers_for_pushers: CachePadded<AtomicUsize>,
     /// Workers (and helping joiners) wait here for a job, for the queue to
     /// close, for a resize, or for the slot they join to resolve.
     work_ready: Condvar,
@@ -160,25 +203,29 @@ pub(crate) struct Shared {
     became_idle: Condvar,
     /// The most jobs that may wait in the queue (`usize::MAX`: unbounded).
     capacity: usize,
-    /// A copy of `State::queue.len`, stored under the lock whenever it
-    /// changes, for workers spinning without the lock (`sleep.rs`). Only a
-    /// hint: a worker that sees it non-zero takes the lock and looks.
-    queued_hint: AtomicUsize,
+    /// A copy of `State::locked.len`, stored under the lock whenever it
+    /// changes, for workers spinning without the lock (`sleep.rs`; for the
+    /// injector they watch [`Injector::stamp`]). Only a hint: a worker that
+    /// sees it non-zero takes the lock and looks.
+    locked_hint: AtomicUsize,
     /// The builder's hooks and thread settings, fixed at build time.
     pub(crate) config: Config,
 }
 
 /// Everything that changes, guarded by [`Shared::state`].
 struct State {
-    /// Accepted jobs that no worker has taken yet.
-    queue: Queues,
+    /// Accepted jobs that no worker has taken yet, except those in the
+    /// injector.
+    locked: Locked,
     /// Jobs taken from the queue whose run (and panic handler) has not ended.
     running: usize,
     /// Set once by `close` or `shutdown_now`; from then on every submission
     /// is refused.
     closed: bool,
-    /// Workers blocked in `work_ready.wait` (including any already notified
-    /// but not yet re-locked): a submitter notifies only when this is non-zero.
+    /// Workers (and helping joiners) blocked in `work_ready.wait`, including
+    /// any already notified but not yet re-locked: a submitter notifies only
+    /// when this is non-zero. Changed only through `add_sleeper` and
+    /// `remove_sleeper`.
     sleeping_workers: usize,
     /// Submitters blocked in `space_freed.wait`.
     blocked_submitters: usize,
@@ -210,12 +257,6 @@ struct State {
     panicked: usize,
 }
 
-impl State {
-    fn is_idle(&self) -> bool {
-        self.queue.len == 0 && self.running == 0
-    }
-}
-
 /// How the other workers stand when a shutdown stops waiting for them.
 pub(crate) enum Settled {
     /// Every other worker has exited (or is about to): join them.
@@ -235,9 +276,9 @@ impl Shared {
     pub(crate) fn new(config: Config, capacity: usize) -> Shared {
         Shared {
             state: Mutex::new(State {
-                queue: Queues {
-                    injector: VecDeque::new(),
-                    locals: Vec::new(),
+                locked: Locked {
+                    outside: VecDeque::new(),
+                    deques: Vec::new(),
                     len: 0,
                 },
                 running: 0,
@@ -253,11 +294,14 @@ impl Shared {
                 completed: 0,
                 panicked: 0,
             }),
+            injector: Injector::new(),
+            lock_free: capacity == usize::MAX && config.pushes_without_lock(),
+            sleepers_for_pushers: CachePadded(AtomicUsize::new(0)),
             work_ready: Condvar::new(),
             space_freed: Condvar::new(),
             became_idle: Condvar::new(),
             capacity,
-            queued_hint: AtomicUsize::new(0),
+            locked_hint: AtomicUsize::new(0),
             config,
         }
     }
@@ -294,13 +338,23 @@ impl Shared {
         into_job: impl FnOnce(B) -> Job,
     ) -> Result<(), (SubmitErrorKind, B)> {
         let origin = worker::index_in(self);
+        if origin.is_none() && self.lock_free {
+            // Unbounded, from outside: no room to check, so no lock.
+            return match self.injector.push(task, into_job) {
+                Ok(()) => {
+                    self.wake_after_lock_free_push(1);
+                    Ok(())
+                }
+                Err(task) => Err((SubmitErrorKind::ShutDown, task)),
+            };
+        }
         let mut state = self.lock();
         let mut woken = false;
         loop {
             if state.closed {
                 return Err(self.refuse(state, woken, SubmitErrorKind::ShutDown, task));
             }
-            if state.queue.len < self.capacity || origin.is_some() {
+            if origin.is_some() || self.queued(&state) < self.capacity {
                 break;
             }
             let deadline = match when_full {
@@ -322,8 +376,8 @@ impl Shared {
             state.blocked_submitters -= 1;
             woken = true;
         }
-        state.queue.push(into_job(task), origin);
-        self.publish_len(&state);
+        state.locked.push(into_job(task), origin);
+        self.publish_locked_len(&state);
         let wake = state.sleeping_workers > 0;
         drop(state);
         if wake {
@@ -332,17 +386,64 @@ impl Shared {
         Ok(())
     }
 
+    /// After `pushed` jobs went into the injector without the lock: wakes up
+    /// to that many sleeping workers, if any sleep. See `injector.rs` for why
+    /// a sleeper cannot be missed.
+    fn wake_after_lock_free_push(&self, pushed: usize) {
+        // Relaxed: the pusher's `AcqRel` CAS on the injector's tail already
+        // synchronizes with a worker that registered first (`injector.rs`),
+        // and that registration then happens before this load.
+        if pushed == 0 || self.sleepers_for_pushers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        // The registered worker may still be between its check and its
+        // `wait`; the lock is held across both, so taking it here means the
+        // worker is waiting (or has not registered yet, and will see the job).
+        let state = self.lock();
+        let sleepers = state.sleeping_workers;
+        drop(state);
+        self.notify_workers(pushed, sleepers);
+    }
+
+    /// Wakes enough of `sleepers` sleeping workers for `pushed` new jobs.
+    fn notify_workers(&self, pushed: usize, sleepers: usize) {
+        if pushed >= sleepers {
+            if sleepers > 0 {
+                self.work_ready.notify_all();
+            }
+        } else {
+            for _ in 0..pushed {
+                self.work_ready.notify_one();
+            }
+        }
+    }
+
     /// Accepts every task of `tasks`, in order, waiting for room in a
     /// bounded queue as [`submit`](Self::submit) with [`WhenFull::Wait`] does,
-    /// but pushing as many as fit under one lock, and waking at most as many
-    /// sleeping workers as it pushed. If the pool closes part-way, the tasks
-    /// not yet accepted come back (the earlier ones are accepted and run).
+    /// but pushing as many as fit under one lock (none, from outside an
+    /// unbounded pool), and waking at most as many sleeping workers as it
+    /// pushed. If the pool closes part-way, the tasks not yet accepted come
+    /// back (the earlier ones are accepted and run).
     pub(crate) fn submit_batch<T: Task + 'static>(
         &self,
         tasks: Vec<Box<T>>,
     ) -> Result<(), (SubmitErrorKind, Vec<Box<T>>)> {
         let origin = worker::index_in(self);
-        let mut tasks = tasks.into_iter().peekable();
+        let mut tasks = tasks.into_iter();
+        if origin.is_none() && self.lock_free {
+            let mut pushed = 0;
+            while let Some(task) = tasks.next() {
+                if let Err(task) = self.injector.push(task, Job::from_box) {
+                    self.wake_after_lock_free_push(pushed);
+                    let rest = std::iter::once(task).chain(tasks).collect();
+                    return Err((SubmitErrorKind::ShutDown, rest));
+                }
+                pushed += 1;
+            }
+            self.wake_after_lock_free_push(pushed);
+            return Ok(());
+        }
+        let mut tasks = tasks.peekable();
         let mut state = self.lock();
         let mut woken = false;
         while tasks.peek().is_some() {
@@ -352,7 +453,7 @@ impl Shared {
             }
             let room = match origin {
                 Some(_) => usize::MAX,
-                None => self.capacity.saturating_sub(state.queue.len),
+                None => self.capacity.saturating_sub(self.queued(&state)),
             };
             if room == 0 {
                 state.blocked_submitters += 1;
@@ -363,21 +464,13 @@ impl Shared {
             }
             let mut pushed = 0;
             for task in tasks.by_ref().take(room) {
-                state.queue.push(Job::from_box(task), origin);
+                state.locked.push(Job::from_box(task), origin);
                 pushed += 1;
             }
-            self.publish_len(&state);
+            self.publish_locked_len(&state);
             // Under the lock (the batch may go on waiting for room); a woken
             // worker only waits for the lock briefly.
-            if pushed >= state.sleeping_workers {
-                if state.sleeping_workers > 0 {
-                    self.work_ready.notify_all();
-                }
-            } else {
-                for _ in 0..pushed {
-                    self.work_ready.notify_one();
-                }
-            }
+            self.notify_workers(pushed, state.sleeping_workers);
         }
         Ok(())
     }
@@ -392,12 +485,37 @@ impl Shared {
         kind: SubmitErrorKind,
         task: T,
     ) -> (SubmitErrorKind, T) {
-        let pass_on = woken && state.blocked_submitters > 0 && state.queue.len < self.capacity;
+        let pass_on = woken && state.blocked_submitters > 0 && self.queued(&state) < self.capacity;
         drop(state);
         if pass_on {
             self.space_freed.notify_one();
         }
         (kind, task)
+    }
+
+    /// Jobs accepted and not yet taken, inside and outside; the guard proves
+    /// the lock is held.
+    fn queued(&self, state: &State) -> usize {
+        if !self.lock_free {
+            return state.locked.len;
+        }
+        // SAFETY: `state` is borrowed from the guard of `self.state`, so this
+        // thread holds the pool lock, which every injector consumer holds.
+        state.locked.len + unsafe { self.injector.len() }
+    }
+
+    /// Whether a job can be taken now, read so that a worker registered as
+    /// sleeping and a lock-free submitter cannot miss each other
+    /// (`injector.rs`): if this says no, every job claimed but not yet
+    /// written, and every later push, will see the registration and notify.
+    fn job_ready_synced(&self, state: &State) -> bool {
+        // SAFETY: as in `queued`.
+        state.locked.len > 0
+            || (self.lock_free && matches!(unsafe { self.injector.peek_synced() }, Peek::Ready))
+    }
+
+    fn is_idle(&self, state: &State) -> bool {
+        state.running == 0 && self.queued(state) == 0
     }
 
     /// Blocks until there is a job to run (returned, already counted as
@@ -409,7 +527,8 @@ impl Shared {
     /// lock per job instead of two.
     ///
     /// Finding the queue empty, the worker first spins without the lock
-    /// (`sleep.rs`), watching `queued_hint`, and only then sleeps.
+    /// (`sleep.rs`), watching `local_hint` and the injector's stamp, and
+    /// only then sleeps.
     pub(crate) fn next_job(&self, index: usize, finished: Option<bool>) -> Option<Job> {
         let mut state = self.lock();
         if let Some(panicked) = finished {
@@ -422,42 +541,71 @@ impl Shared {
         let mut spun = false;
         loop {
             if state.live_workers > state.target_workers {
-                state.queue.retire(index);
                 return self.exit_worker(state);
             }
-            if let Some(job) = self.take(&mut state, index) {
-                return Some(job);
-            }
-            if state.closed {
-                return self.exit_worker(state);
+            match self.take(&mut state, index) {
+                Take::Job(job) => return Some(job),
+                Take::Empty if state.closed => return self.exit_worker(state),
+                // Pending: a submitter is between claiming its slot and
+                // writing it. Like an empty queue, except that the pool may
+                // not be left: the job is accepted. Its submitter will see
+                // this worker registered below and wake it.
+                Take::Empty | Take::Pending => {}
             }
             if !spun && self.config.spins() {
                 spun = true;
+                let stamp = self.lock_free.then(|| self.injector.stamp());
                 drop(state);
-                // Pairs with the `Relaxed` stores of `publish_len`: only a
-                // hint, the lock orders what it points at.
-                sleep::spin_until(|| self.queued_hint.load(Ordering::Relaxed) > 0);
+                // Pairs with the `Relaxed` stores of `publish_locked_len`:
+                // only hints, the lock orders what they point at.
+                sleep::spin_until(|| {
+                    self.locked_hint.load(Ordering::Relaxed) > 0
+                        || stamp.is_some_and(|stamp| self.injector.stamp() != stamp)
+                });
                 state = self.lock();
                 continue;
             }
-            state.sleeping_workers += 1;
+            // Registered before the synced check (`injector.rs`).
+            self.add_sleeper(&mut state);
+            if self.job_ready_synced(&state) {
+                self.remove_sleeper(&mut state);
+                continue;
+            }
             state = sync::wait(&self.work_ready, state);
-            state.sleeping_workers -= 1;
+            self.remove_sleeper(&mut state);
         }
     }
 
-    /// Takes a job for worker `index` (see [`Queues`] for which) and counts
+    /// Takes a job for worker `index` (see [`Locked`] for which) and counts
     /// it running; frees a slot for a blocked submitter. The notification is
     /// issued under the lock, which is harmless (the woken submitter blocks
     /// briefly on the mutex) and keeps this a single critical section.
-    fn take(&self, state: &mut State, index: usize) -> Option<Job> {
-        let job = state.queue.take(index)?;
-        self.publish_len(state);
+    fn take(&self, state: &mut State, index: usize) -> Take {
+        let mut pending = false;
+        let job = state.locked.pop_own(index).or_else(|| {
+            if !self.lock_free {
+                return state.locked.pop_outside();
+            }
+            // SAFETY: `state` is borrowed from the guard of `self.state`: this
+            // thread holds the pool lock, so it is the only consumer.
+            match unsafe { self.injector.pop() } {
+                Pop::Job(job) => Some(job),
+                Pop::Pending => {
+                    pending = true;
+                    None
+                }
+                Pop::Empty => None,
+            }
+        });
+        let Some(job) = job.or_else(|| state.locked.steal(index)) else {
+            return if pending { Take::Pending } else { Take::Empty };
+        };
+        self.publish_locked_len(state);
         state.running += 1;
         if state.blocked_submitters > 0 {
             self.space_freed.notify_one();
         }
-        Some(job)
+        Take::Job(job)
     }
 
     fn exit_worker(&self, mut state: MutexGuard<'_, State>) -> Option<Job> {
@@ -475,9 +623,15 @@ impl Shared {
 
     /// Takes a queued job for worker `index` without blocking: for a worker
     /// that helps while it joins, or while it shuts its own pool down.
+    /// (A job claimed but not yet written counts as none: its submitter
+    /// wakes the caller if it then sleeps in
+    /// [`sleep_while_joining`](Self::sleep_while_joining).)
     pub(crate) fn try_next_job(&self, index: usize) -> Option<Job> {
         let mut state = self.lock();
-        self.take(&mut state, index)
+        match self.take(&mut state, index) {
+            Take::Job(job) => Some(job),
+            Take::Pending | Take::Empty => None,
+        }
     }
 
     /// For a worker joining a slot: sleeps on `work_ready` unless a job is
@@ -485,10 +639,15 @@ impl Shared {
     /// resolved. See `join.rs` for why this cannot miss the resolution.
     pub(crate) fn sleep_while_joining(&self, ready: impl FnOnce() -> bool) {
         let mut state = self.lock();
-        if state.queue.len > 0 || ready() {
+        if ready() {
             return;
         }
-        state.sleeping_workers += 1;
+        // Registered before the synced check (`injector.rs`).
+        self.add_sleeper(&mut state);
+        if self.job_ready_synced(&state) {
+            self.remove_sleeper(&mut state);
+            return;
+        }
         state.parked_joiners += 1;
         let generation = state.park_generation;
         if state.idle_waiters > 0 {
@@ -499,7 +658,27 @@ impl Shared {
         if state.park_generation == generation {
             state.parked_joiners -= 1;
         }
+        self.remove_sleeper(&mut state);
+    }
+
+    /// Counts the caller as sleeping on `work_ready` (the lock is held).
+    fn add_sleeper(&self, state: &mut State) {
+        state.sleeping_workers += 1;
+        if self.lock_free {
+            // AcqRel: a read-modify-write, sequenced before the caller's
+            // `peek_synced` (`injector.rs`).
+            self.sleepers_for_pushers.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Undoes [`add_sleeper`](Self::add_sleeper) (the lock is held).
+    fn remove_sleeper(&self, state: &mut State) {
         state.sleeping_workers -= 1;
+        if self.lock_free {
+            // Relaxed: only the increment takes part in the handshake; a
+            // pusher that reads a stale non-zero count notifies for nothing.
+            self.sleepers_for_pushers.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Wakes workers sleeping in [`sleep_while_joining`](Self::sleep_while_joining)
@@ -559,18 +738,18 @@ impl Shared {
         } else {
             state.completed += 1;
         }
-        state.idle_waiters > 0 && state.is_idle()
+        state.idle_waiters > 0 && self.is_idle(state)
     }
 
-    /// Mirrors the queue length into `queued_hint`; called under the lock
-    /// after every change.
-    fn publish_len(&self, state: &State) {
+    /// Mirrors the length of the locked queues into `locked_hint`; called
+    /// under the lock after every change.
+    fn publish_locked_len(&self, state: &State) {
         // Nobody reads the hint in a loom model without spinning, and each
         // loom atomic store is one more scheduling point to explore.
         if self.config.spins() {
             // Relaxed: a hint for spinners, who re-read the length under the
             // lock (see `next_job`).
-            self.queued_hint.store(state.queue.len, Ordering::Relaxed);
+            self.locked_hint.store(state.locked.len, Ordering::Relaxed);
         }
     }
 
@@ -579,6 +758,9 @@ impl Shared {
     pub(crate) fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
+        if self.lock_free {
+            self.injector.close();
+        }
         drop(state);
         self.wake_all_after_close();
     }
@@ -589,14 +771,28 @@ impl Shared {
     pub(crate) fn close_and_take_queue(&self) -> Vec<Job> {
         let mut state = self.lock();
         state.closed = true;
-        let jobs = state.queue.drain_all();
-        self.publish_len(&state);
+        let mut jobs = state.locked.drain_all();
+        self.publish_locked_len(&state);
+        if self.lock_free {
+            self.injector.close();
+            loop {
+                // SAFETY: `state` is the guard of `self.state`: this thread
+                // holds the pool lock, so it is the only consumer.
+                match unsafe { self.injector.pop() } {
+                    Pop::Job(job) => jobs.push(job),
+                    // Its pusher claimed the slot before the close, needs no
+                    // lock to finish, and the job is this call's to hand back.
+                    Pop::Pending => sync::yield_now(),
+                    Pop::Empty => break,
+                }
+            }
+        }
         for job in &jobs {
             job.mark_handed_back();
         }
         // A joiner of a handed-back job is about to return (cancelled).
         unpark_joiners(&mut state);
-        let wake = state.idle_waiters > 0 && state.is_idle();
+        let wake = state.idle_waiters > 0 && self.is_idle(&state);
         drop(state);
         self.wake_all_after_close();
         if wake {
@@ -616,7 +812,7 @@ impl Shared {
     /// Blocks until nothing is queued and nothing is running.
     pub(crate) fn wait_idle(&self) {
         let mut state = self.lock();
-        while !state.is_idle() {
+        while !self.is_idle(&state) {
             state.idle_waiters += 1;
             state = sync::wait(&self.became_idle, state);
             state.idle_waiters -= 1;
@@ -626,7 +822,7 @@ impl Shared {
     /// Like [`wait_idle`](Self::wait_idle) but gives up at `deadline`
     /// (`None`: never); returns whether idleness was reached.
     pub(crate) fn wait_idle_until(&self, deadline: Option<Instant>) -> bool {
-        self.wait_until(deadline, |state| state.is_idle().then_some(()))
+        self.wait_until(deadline, |state| self.is_idle(state).then_some(()))
             .is_some()
     }
 
@@ -654,7 +850,7 @@ impl Shared {
                 .live_workers
                 .saturating_sub(state.parked_joiners)
                 .saturating_sub(1);
-            if state.queue.len > 0 || awake_others > 0 {
+            if self.queued(state) > 0 || awake_others > 0 {
                 None
             } else if state.parked_joiners > 0 {
                 Some(Settled::SomeParkedInJoin)
@@ -665,7 +861,7 @@ impl Shared {
         settled.ok_or_else(|| {
             let state = self.lock();
             Leftover {
-                queued: state.queue.len,
+                queued: self.queued(&state),
                 running: state.running,
             }
         })
@@ -736,7 +932,7 @@ impl Shared {
     }
 
     pub(crate) fn queued_count(&self) -> usize {
-        self.lock().queue.len
+        self.queued(&self.lock())
     }
 
     pub(crate) fn active_count(&self) -> usize {
@@ -771,7 +967,7 @@ impl Drop for Shared {
         // The last reference goes away only after every worker has exited,
         // and workers exit only once the queue is closed and drained.
         debug_assert!(
-            sync::panicking() || self.lock().queue.len == 0,
+            sync::panicking() || self.queued(&self.lock()) == 0,
             "a pool's state was dropped with jobs still queued"
         );
     }

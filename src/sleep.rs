@@ -5,23 +5,24 @@
 //! Putting a thread to sleep on a condvar and waking it costs two system
 //! calls and a few microseconds; in a burst, the next job often arrives
 //! sooner than that. So a worker that finds the queue empty first *spins*
-//! for a bounded time: it releases the lock and watches a hint, an atomic
-//! that mirrors the queue length, and goes back through the lock as soon as
-//! it changes. (A thread joining a `JoinHandle` does not spin: measured, a
-//! spinning joiner slowed the worker it waited for, on two cores, from about
-//! 2.4 to 4.5 µs per round trip.)
+//! for a bounded time: it releases the lock and watches two hints (an atomic
+//! that mirrors the length of the workers' own deques, and the injector's
+//! tail, which moves with every outside job), and goes back through the
+//! lock as soon as either changes. (A thread joining a `JoinHandle` does not
+//! spin: measured, a spinning joiner slowed the worker it waited for, on two
+//! cores, from about 2.4 to 4.5 µs per round trip.)
 //!
-//! The hint never decides anything. It is written only under the lock that
-//! guards the real state (`queue.rs`), and a spinner that sees it change (or
-//! gives up) re-takes the lock and re-checks the real state there, exactly
-//! as before.
-//! The decision to sleep, and the sleeper registration a notifier reads, stay
-//! in one critical section with the check, so the no-lost-wake-up argument
-//! of each protocol is unchanged; spinning only delays the check. A spinner
-//! is not counted as sleeping, which is the point: a submitter or a finishing
-//! job that sees no sleeper skips the notification and its system call. The
-//! hints are read and written `Relaxed`: what they point at is read under
-//! the lock, whose release/acquire pair orders it.
+//! The hints never decide anything. The first is written only under the
+//! lock that guards the real state (`queue.rs`), the second is the queue's
+//! own tail; a spinner that sees either change (or gives up) re-takes the
+//! lock and re-checks the real state there, exactly as before. The decision
+//! to sleep, and the sleeper registration a notifier reads, stay in one
+//! critical section with the check, so the no-lost-wake-up argument of each
+//! protocol is unchanged; spinning only delays the check. A spinner is not
+//! counted as sleeping, which is the point: a submitter or a finishing job
+//! that sees no sleeper skips the notification and its system call. The
+//! hints are read `Relaxed`: what they point at is read under the lock (the
+//! first) or with `Acquire` by the pop (the second).
 //!
 //! The spin is bounded (127 `spin_loop` hints, then four `yield_now`s:
 //! microseconds), so an idle pool still sleeps and burns no CPU. Under loom

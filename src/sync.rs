@@ -16,8 +16,12 @@
 
 #[cfg(all(loom, test))]
 mod imp {
+    // Renamed so that nothing outside the shim names an `UnsafeCell`
+    // (`scripts/check-shim`); the std twin below has the same API.
+    #[allow(clippy::unsafe_removed_from_name)]
+    pub(crate) use loom::cell::UnsafeCell as RawCell;
     pub(crate) use loom::hint::spin_loop;
-    pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use loom::thread::{yield_now, Builder as ThreadBuilder, JoinHandle, ThreadId};
     pub(crate) use loom::thread_local;
@@ -30,13 +34,32 @@ mod imp {
 #[cfg(not(all(loom, test)))]
 mod imp {
     pub(crate) use std::hint::spin_loop;
-    pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
     pub(crate) use std::thread::{yield_now, Builder as ThreadBuilder, JoinHandle, ThreadId};
     pub(crate) use std::thread_local;
 
     pub(crate) fn current_thread_id() -> ThreadId {
         std::thread::current().id()
+    }
+
+    /// `std::cell::UnsafeCell` with loom's access API: the pointer is only
+    /// lent to a closure, so under loom every access is tracked and two
+    /// accesses not ordered by happens-before are reported as a race.
+    pub(crate) struct RawCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> RawCell<T> {
+        pub(crate) const fn new(value: T) -> RawCell<T> {
+            RawCell(std::cell::UnsafeCell::new(value))
+        }
+
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
     }
 }
 
@@ -79,6 +102,20 @@ impl Instant {
 
     pub(crate) fn checked_duration_since(&self, earlier: Instant) -> Option<Duration> {
         self.0.checked_sub(earlier.0)
+    }
+}
+
+/// Aligns `T` to its own cache-line pair (128 bytes: adjacent-line
+/// prefetchers pull lines in pairs), so that a hot atomic written by one
+/// thread does not slow down another thread's unrelated accesses.
+#[repr(align(128))]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
     }
 }
 
