@@ -17,8 +17,18 @@ use crate::{Builder, SubmitErrorKind};
 /// wake both sleepers.
 #[test]
 fn batch_wakes_every_worker_it_needs() {
-    model(3, || {
-        let pool = Builder::new().num_threads(2).build().unwrap();
+    batch_wakes_the_workers_it_needs(3, false);
+}
+
+/// The scenario of [`batch_wakes_every_worker_it_needs`]; with `lock_free`,
+/// the batch is pushed without the pool lock (`lock_free.rs`).
+pub(super) fn batch_wakes_the_workers_it_needs(bound: usize, lock_free: bool) {
+    model(bound, move || {
+        let pool = Builder::new()
+            .num_threads(2)
+            .push_without_lock(lock_free)
+            .build()
+            .unwrap();
         let second_ran = Arc::new(Mailbox::new());
         let first_done = Arc::new(Mailbox::new());
 
@@ -74,8 +84,20 @@ fn batch_larger_than_the_room_waits_and_runs_each_job_once() {
 /// and each ran exactly once; the rest came back unrun, in order.
 #[test]
 fn batch_racing_shutdown_is_accepted_as_a_prefix_and_the_rest_handed_back() {
-    model(4, || {
-        let pool = Builder::new().num_threads(1).build().unwrap();
+    batch_racing_shutdown(4, false);
+}
+
+/// The scenario of
+/// [`batch_racing_shutdown_is_accepted_as_a_prefix_and_the_rest_handed_back`];
+/// with `lock_free`, the batch is pushed without the pool lock
+/// (`lock_free.rs`).
+pub(super) fn batch_racing_shutdown(bound: usize, lock_free: bool) {
+    model(bound, move || {
+        let pool = Builder::new()
+            .num_threads(1)
+            .push_without_lock(lock_free)
+            .build()
+            .unwrap();
         let runs: Arc<[AtomicUsize; 2]> = Arc::new(Default::default());
         let handle = pool.handle();
         let caller_runs = Arc::clone(&runs);

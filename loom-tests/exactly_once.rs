@@ -38,8 +38,19 @@ fn every_accepted_job_runs_exactly_once() {
 /// concurrently, so pushes race each other as well as the workers' pops.
 #[test]
 fn concurrent_submitters_each_job_runs_exactly_once() {
-    model(3, || {
-        let pool = Builder::new().num_threads(2).build().unwrap();
+    concurrent_submitters(3, false);
+}
+
+/// The scenario of [`concurrent_submitters_each_job_runs_exactly_once`];
+/// with `lock_free`, both submitters push without the pool lock
+/// (`lock_free.rs`).
+pub(super) fn concurrent_submitters(bound: usize, lock_free: bool) {
+    model(bound, move || {
+        let pool = Builder::new()
+            .num_threads(2)
+            .push_without_lock(lock_free)
+            .build()
+            .unwrap();
         let runs: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
 
         let handle = pool.handle();

@@ -25,8 +25,19 @@ struct Runs {
 /// caller, so the model can tell which job came back.
 #[test]
 fn handle_submission_racing_shutdown_runs_or_returns_each_job() {
-    model(6, || {
-        let pool = Builder::new().num_threads(1).build().unwrap();
+    submission_racing_shutdown(6, false);
+}
+
+/// The scenario of [`handle_submission_racing_shutdown_runs_or_returns_each_job`];
+/// with `lock_free`, the caller pushes without the pool lock
+/// (`lock_free.rs`).
+pub(super) fn submission_racing_shutdown(bound: usize, lock_free: bool) {
+    model(bound, move || {
+        let pool = Builder::new()
+            .num_threads(1)
+            .push_without_lock(lock_free)
+            .build()
+            .unwrap();
         let runs = Arc::new(Runs::default());
 
         let handle = pool.handle();

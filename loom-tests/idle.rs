@@ -88,8 +88,19 @@ fn wait_idle_waits_for_jobs_submitted_by_jobs() {
 /// both.
 #[test]
 fn wait_idle_racing_a_handle_submission_never_hangs() {
-    model(5, || {
-        let pool = Builder::new().num_threads(1).build().unwrap();
+    wait_idle_racing_a_submission(5, false);
+}
+
+/// The scenario of [`wait_idle_racing_a_handle_submission_never_hangs`];
+/// with `lock_free`, both submitters push without the pool lock
+/// (`lock_free.rs`).
+pub(super) fn wait_idle_racing_a_submission(bound: usize, lock_free: bool) {
+    model(bound, move || {
+        let pool = Builder::new()
+            .num_threads(1)
+            .push_without_lock(lock_free)
+            .build()
+            .unwrap();
         let runs: Arc<[AtomicUsize; 2]> = Arc::new(Default::default());
 
         let handle = pool.handle();

@@ -25,7 +25,7 @@ use crate::Builder;
 /// `wakeup.rs`, with spinning on).
 #[test]
 fn submit_racing_a_spinning_worker_is_never_lost() {
-    wakeup::submit_racing_an_idle_worker(true);
+    wakeup::submit_racing_an_idle_worker(20, true, false);
 }
 
 /// Two spinning workers; job 0 occupies one until job 1 has run, so job 1
@@ -33,7 +33,7 @@ fn submit_racing_a_spinning_worker_is_never_lost() {
 /// scenario of `wakeup.rs`, with spinning on, at bound 3).
 #[test]
 fn submit_reaches_the_idle_worker_while_the_other_is_busy_when_spinning() {
-    wakeup::idle_worker_is_reached_while_the_other_is_busy(3, true);
+    wakeup::idle_worker_is_reached_while_the_other_is_busy(3, true, false);
 }
 
 /// One spinning worker, two jobs, then `wait_idle`: the worker records job 0

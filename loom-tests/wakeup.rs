@@ -16,16 +16,18 @@ use crate::Builder;
 /// the job to have run.
 #[test]
 fn submit_racing_sleep_is_never_lost() {
-    submit_racing_an_idle_worker(false);
+    submit_racing_an_idle_worker(20, false, false);
 }
 
 /// The scenario of [`submit_racing_sleep_is_never_lost`]; with `spin`, the
-/// worker spins before it sleeps (`spin.rs`).
-pub(super) fn submit_racing_an_idle_worker(spin: bool) {
-    model(20, move || {
+/// worker spins before it sleeps (`spin.rs`); with `lock_free`, the caller
+/// pushes without the pool lock (`lock_free.rs`).
+pub(super) fn submit_racing_an_idle_worker(bound: usize, spin: bool, lock_free: bool) {
+    model(bound, move || {
         let pool = Builder::new()
             .num_threads(1)
             .spin_before_sleep(spin)
+            .push_without_lock(lock_free)
             .build()
             .unwrap();
         let ran = Arc::new(Mailbox::new());
@@ -47,16 +49,22 @@ pub(super) fn submit_racing_an_idle_worker(spin: bool) {
 /// worker to drain the queue later.
 #[test]
 fn submit_wakes_the_idle_worker_while_the_other_is_busy() {
-    idle_worker_is_reached_while_the_other_is_busy(4, false);
+    idle_worker_is_reached_while_the_other_is_busy(4, false, false);
 }
 
 /// The scenario of [`submit_wakes_the_idle_worker_while_the_other_is_busy`];
-/// with `spin`, idle workers spin before they sleep (`spin.rs`).
-pub(super) fn idle_worker_is_reached_while_the_other_is_busy(bound: usize, spin: bool) {
+/// with `spin`, idle workers spin before they sleep (`spin.rs`); with
+/// `lock_free`, jobs are pushed without the pool lock (`lock_free.rs`).
+pub(super) fn idle_worker_is_reached_while_the_other_is_busy(
+    bound: usize,
+    spin: bool,
+    lock_free: bool,
+) {
     model(bound, move || {
         let pool = Builder::new()
             .num_threads(2)
             .spin_before_sleep(spin)
+            .push_without_lock(lock_free)
             .build()
             .unwrap();
         let second_ran = Arc::new(Mailbox::new());

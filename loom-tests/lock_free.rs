@@ -1,0 +1,75 @@
+//! Submissions that push without the pool lock (`src/injector.rs`), through
+//! the pool: the scenarios of the submission, wake-up, shutdown and
+//! idleness models, re-run with `Builder::push_without_lock(true)`, which is
+//! how an unbounded pool's outside submitters always push outside the
+//! models.
+//!
+//! A lock-free push is five atomic steps where a locked one is two, so these
+//! runs explore many more interleavings per job; their preemption bounds are
+//! lower than those of the locked runs of the same scenarios (each bound is
+//! below, and in the catalogue in `README.md`). What they add: a worker
+//! going to sleep against a push it cannot see under the lock (the
+//! read-modify-write handshake on the injector's tail), a close against a
+//! push that claimed its slot but has not written it, and a pop that finds
+//! a slot claimed but unwritten.
+
+use super::{batch, exactly_once, handle, idle, wakeup};
+
+/// `wakeup.rs`: one worker going to sleep while a caller pushes without the
+/// lock; the job must still reach it. Bound 5 (unbounded for the locked run;
+/// here bound 6 takes about a minute).
+#[test]
+fn lock_free_submit_racing_sleep_is_never_lost() {
+    wakeup::submit_racing_an_idle_worker(5, false, true);
+}
+
+/// As above, with the worker spinning before it sleeps (`spin.rs`). Bound 4.
+#[test]
+fn lock_free_submit_racing_a_spinning_worker_is_never_lost() {
+    wakeup::submit_racing_an_idle_worker(4, true, true);
+}
+
+/// `wakeup.rs`: job 0 holds one worker until job 1 ran, so job 1, pushed
+/// without the lock, must wake the other. Bound 2 (4 for the locked run).
+#[test]
+fn lock_free_submit_wakes_the_idle_worker_while_the_other_is_busy() {
+    wakeup::idle_worker_is_reached_while_the_other_is_busy(2, false, true);
+}
+
+/// `handle.rs`: a caller's pushes race the owner's shutdown; each job runs
+/// once in the pool or comes back refused. Bound 3 (6 for the locked run).
+#[test]
+fn lock_free_submission_racing_shutdown_runs_or_returns_each_job() {
+    handle::submission_racing_shutdown(3, true);
+}
+
+/// `exactly_once.rs`: the owner and a caller push concurrently while two
+/// workers pop; the third job crosses into a second block. Bound 1 (3 for
+/// the locked run; here bound 2 runs for minutes). Pushers racing across a
+/// block boundary are explored at bound 2 in `injector.rs`.
+#[test]
+fn lock_free_concurrent_submitters_each_job_runs_exactly_once() {
+    exactly_once::concurrent_submitters(1, true);
+}
+
+/// `batch.rs`: a caller's batch, pushed without the lock, races shutdown.
+/// Bound 3 (4 for the locked run).
+#[test]
+fn lock_free_batch_racing_shutdown_is_accepted_as_a_prefix() {
+    batch::batch_racing_shutdown(3, true);
+}
+
+/// `batch.rs`: a batch of two pushed without the lock wakes both sleeping
+/// workers it needs. Bound 2 (3 for the locked run).
+#[test]
+fn lock_free_batch_wakes_every_worker_it_needs() {
+    batch::batch_wakes_the_workers_it_needs(2, true);
+}
+
+/// `idle.rs`: `wait_idle` racing a caller's push never hangs and covers what
+/// was pushed before it. Bound 2 (5 for the locked run; here bound 3 takes
+/// about 45 s).
+#[test]
+fn lock_free_wait_idle_racing_a_submission_never_hangs() {
+    idle::wait_idle_racing_a_submission(2, true);
+}
