@@ -8,7 +8,7 @@
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use super::{model, Mailbox};
+use super::{model, pool_pushing, Mailbox};
 use crate::sync::Arc;
 use crate::{Builder, SubmitErrorKind};
 
@@ -24,11 +24,7 @@ fn batch_wakes_every_worker_it_needs() {
 /// the batch is pushed without the pool lock (`lock_free.rs`).
 pub(super) fn batch_wakes_the_workers_it_needs(bound: usize, lock_free: bool) {
     model(bound, move || {
-        let pool = Builder::new()
-            .num_threads(2)
-            .push_without_lock(lock_free)
-            .build()
-            .unwrap();
+        let pool = pool_pushing(2, lock_free);
         let second_ran = Arc::new(Mailbox::new());
         let first_done = Arc::new(Mailbox::new());
 
@@ -93,11 +89,7 @@ fn batch_racing_shutdown_is_accepted_as_a_prefix_and_the_rest_handed_back() {
 /// (`lock_free.rs`).
 pub(super) fn batch_racing_shutdown(bound: usize, lock_free: bool) {
     model(bound, move || {
-        let pool = Builder::new()
-            .num_threads(1)
-            .push_without_lock(lock_free)
-            .build()
-            .unwrap();
+        let pool = pool_pushing(1, lock_free);
         let runs: Arc<[AtomicUsize; 2]> = Arc::new(Default::default());
         let handle = pool.handle();
         let caller_runs = Arc::clone(&runs);

@@ -6,7 +6,7 @@
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use super::model;
+use super::{model, pool_pushing};
 use crate::sync::Arc;
 use crate::Builder;
 
@@ -46,11 +46,7 @@ fn concurrent_submitters_each_job_runs_exactly_once() {
 /// (`lock_free.rs`).
 pub(super) fn concurrent_submitters(bound: usize, lock_free: bool) {
     model(bound, move || {
-        let pool = Builder::new()
-            .num_threads(2)
-            .push_without_lock(lock_free)
-            .build()
-            .unwrap();
+        let pool = pool_pushing(2, lock_free);
         let runs: Arc<[AtomicUsize; 3]> = Arc::new(Default::default());
 
         let handle = pool.handle();

@@ -7,9 +7,9 @@
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use super::model;
+use super::{model, pool_pushing};
 use crate::sync::Arc;
-use crate::{Builder, Handle, SubmitErrorKind};
+use crate::{Handle, SubmitErrorKind};
 
 /// Where each job ran: `in_pool[id]` counts runs on a worker,
 /// `by_caller[id]` runs of the handed-back closure on the caller thread.
@@ -33,11 +33,7 @@ fn handle_submission_racing_shutdown_runs_or_returns_each_job() {
 /// (`lock_free.rs`).
 pub(super) fn submission_racing_shutdown(bound: usize, lock_free: bool) {
     model(bound, move || {
-        let pool = Builder::new()
-            .num_threads(1)
-            .push_without_lock(lock_free)
-            .build()
-            .unwrap();
+        let pool = pool_pushing(1, lock_free);
         let runs = Arc::new(Runs::default());
 
         let handle = pool.handle();

@@ -8,7 +8,7 @@
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use super::model;
+use super::{model, pool_pushing};
 use crate::sync::{Arc, Duration};
 use crate::{Builder, Handle, ThreadPool};
 
@@ -96,11 +96,7 @@ fn wait_idle_racing_a_handle_submission_never_hangs() {
 /// (`lock_free.rs`).
 pub(super) fn wait_idle_racing_a_submission(bound: usize, lock_free: bool) {
     model(bound, move || {
-        let pool = Builder::new()
-            .num_threads(1)
-            .push_without_lock(lock_free)
-            .build()
-            .unwrap();
+        let pool = pool_pushing(1, lock_free);
         let runs: Arc<[AtomicUsize; 2]> = Arc::new(Default::default());
 
         let handle = pool.handle();

@@ -29,6 +29,31 @@ fn new_counts() -> Arc<[AtomicUsize; 5]> {
     Arc::new(std::array::from_fn(|_| AtomicUsize::new(0)))
 }
 
+/// Starts a thread that pushes the jobs `indices` into the (open) queue.
+fn spawn_pusher(
+    queue: &Arc<Injector>,
+    counts: &Arc<[AtomicUsize; 5]>,
+    indices: std::ops::Range<usize>,
+) -> thread::JoinHandle<()> {
+    let queue = Arc::clone(queue);
+    let counts = Arc::clone(counts);
+    thread::spawn(move || {
+        for index in indices {
+            let pushed = queue.push(counting_job(&counts, index), Job::from_box);
+            assert!(pushed.is_ok(), "an open queue refused a push");
+        }
+    })
+}
+
+/// Checks that jobs `0..n` each ran exactly once and that `popped` says `n`.
+fn assert_first_ran_once(counts: &[AtomicUsize; 5], popped: usize, n: usize) {
+    assert_eq!(popped, n, "jobs were lost or duplicated");
+    for (index, count) in counts.iter().enumerate().take(n) {
+        let runs = count.load(Ordering::Relaxed);
+        assert_eq!(runs, 1, "job {index} ran {runs} times");
+    }
+}
+
 /// Pops (as the only consumer) `attempts` times while the pushers may still
 /// run, running what comes out; a bounded number of tries rather than a spin,
 /// which would unroll into more branches than loom allows. Returns how many
@@ -76,35 +101,15 @@ fn concurrent_pushes_across_blocks_come_out_exactly_once() {
     model(2, || {
         let queue = Arc::new(Injector::new());
         let counts = new_counts();
-        let pushers: Vec<_> = [[0, 1], [2, 3]]
-            .into_iter()
-            .map(|jobs| {
-                let queue = Arc::clone(&queue);
-                let counts = Arc::clone(&counts);
-                thread::spawn(move || {
-                    for index in jobs {
-                        let pushed = queue.push(counting_job(&counts, index), Job::from_box);
-                        assert!(pushed.is_ok(), "an open queue refused a push");
-                    }
-                })
-            })
-            .collect();
+        let pushers = [
+            spawn_pusher(&queue, &counts, 0..2),
+            spawn_pusher(&queue, &counts, 2..4),
+        ];
         let early = pop_concurrently(&queue, 3);
         for pusher in pushers {
             pusher.join().unwrap();
         }
-        assert_eq!(
-            early + drain_after_join(&queue),
-            4,
-            "jobs were lost or duplicated"
-        );
-        for (index, count) in counts.iter().enumerate().take(4) {
-            assert_eq!(
-                count.load(Ordering::Relaxed),
-                1,
-                "job {index} ran a wrong number of times"
-            );
-        }
+        assert_first_ran_once(&counts, early + drain_after_join(&queue), 4);
         // SAFETY: the pushers are joined; this thread is the only consumer.
         assert_eq!(unsafe { queue.len() }, 0);
     });
@@ -117,30 +122,10 @@ fn a_lone_pusher_and_the_consumer_cross_a_block_boundary() {
     model(3, || {
         let queue = Arc::new(Injector::new());
         let counts = new_counts();
-        let pusher = {
-            let queue = Arc::clone(&queue);
-            let counts = Arc::clone(&counts);
-            thread::spawn(move || {
-                for index in 0..3 {
-                    let pushed = queue.push(counting_job(&counts, index), Job::from_box);
-                    assert!(pushed.is_ok(), "an open queue refused a push");
-                }
-            })
-        };
+        let pusher = spawn_pusher(&queue, &counts, 0..3);
         let early = pop_concurrently(&queue, 3);
         pusher.join().unwrap();
-        assert_eq!(
-            early + drain_after_join(&queue),
-            3,
-            "jobs were lost or duplicated"
-        );
-        for (index, count) in counts.iter().enumerate().take(3) {
-            assert_eq!(
-                count.load(Ordering::Relaxed),
-                1,
-                "job {index} ran a wrong number of times"
-            );
-        }
+        assert_first_ran_once(&counts, early + drain_after_join(&queue), 3);
     });
 }
 
@@ -157,24 +142,30 @@ fn close_racing_pushes_keeps_or_refuses_each_job() {
             let queue = Arc::clone(&queue);
             let counts = Arc::clone(&counts);
             thread::spawn(move || {
+                let mut refused = 0;
                 for index in 0..2 {
-                    if let Err(refused) = queue.push(counting_job(&counts, index), Job::from_box) {
-                        Job::from_box(refused).run();
+                    if let Err(job) = queue.push(counting_job(&counts, index), Job::from_box) {
+                        Job::from_box(job).run();
+                        refused += 1;
                     }
                 }
+                refused
             })
         };
         queue.close();
-        let drain = |queue: &Injector| loop {
+        let mut drained = 0;
+        loop {
             // SAFETY: the calling thread is the model's only consumer.
             match unsafe { queue.pop() } {
-                Pop::Job(job) => job.run(),
+                Pop::Job(job) => {
+                    job.run();
+                    drained += 1;
+                }
                 Pop::Pending => thread::yield_now(),
                 Pop::Empty => break,
             }
-        };
-        drain(&queue);
-        pusher.join().unwrap();
+        }
+        let refused = pusher.join().unwrap();
         // The close came before the drain's every look at `tail`, so the
         // drain saw each claim made before it, and none can come after.
         // SAFETY: the pusher is joined; this thread is the only consumer.
@@ -183,13 +174,7 @@ fn close_racing_pushes_keeps_or_refuses_each_job() {
             matches!(after, Pop::Empty),
             "a job was accepted after the drain"
         );
-        for index in 0..2 {
-            assert_eq!(
-                counts[index].load(Ordering::Relaxed),
-                1,
-                "job {index} ran a wrong number of times"
-            );
-        }
+        assert_first_ran_once(&counts, drained + refused, 2);
         // Nothing is accepted once closed.
         let late = queue.push(counting_job(&counts, 4), Job::from_box);
         assert!(late.is_err(), "a closed queue accepted a push");

@@ -100,6 +100,16 @@ fn silence_deliberate_panics() {
     });
 }
 
+/// A pool of `threads` workers whose outside submitters push without the
+/// lock if `lock_free` (`lock_free.rs`), and take it otherwise.
+fn pool_pushing(threads: usize, lock_free: bool) -> crate::ThreadPool {
+    crate::Builder::new()
+        .num_threads(threads)
+        .push_without_lock(lock_free)
+        .build()
+        .unwrap()
+}
+
 /// A one-slot mailbox built on loom's `Mutex` and `Condvar`, independent of
 /// every wake-up inside the pool: models use it to hand a value between a
 /// job and a model thread, so that a lost wake-up in the pool shows up as a

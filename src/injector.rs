@@ -15,8 +15,10 @@
 //!
 //! - **Push.** Load `tail`; refuse if `CLOSED`; wait if it points at an
 //!   install position; load `tail_block`; claim the position with a CAS on
-//!   `tail`. The slot is then the pusher's alone: write the job, then set the
-//!   slot's `written` flag (`Release`). The pusher that
+//!   `tail` (a batch claims as many positions as it has jobs, up to the end
+//!   of the block). The slot is then the pusher's alone: write the job, then
+//!   set the slot's `written` flag (`Release`). Last, one read-modify-write
+//!   of `tail` (below). The pusher that
 //!   claims a block's last slot first moves `tail` onto the install position
 //!   (that is its CAS), stores the new block in `tail_block`, moves `tail` on
 //!   to the new block's first slot, and links the old block's `next`; only
@@ -43,18 +45,19 @@
 //!   gets its job back: never both, never neither.
 //!
 //! **No lost wake-up** (with `queue.rs`). A worker going to sleep registers
-//! in `sleeping_workers`, then peeks ([`Injector::peek_synced`]): a
-//! read-modify-write of `tail`, then, if a slot is claimed, one of the head
-//! slot's flag. A pusher claims with its CAS on `tail`, writes, sets the flag
-//! with a `swap`, then reads `sleeping_workers`. Each pair of
-//! read-modify-writes on one atomic is ordered, and the later one (`AcqRel`)
-//! synchronizes with the earlier: if the worker's `tail` access comes first,
-//! the pusher sees the sleeper (and notifies it through the pool lock); if
-//! the pusher's claim comes first, the worker sees the slot claimed, and
-//! then if the pusher's flag comes first the worker sees the job ready and
-//! does not sleep, and if its own flag access comes first the pusher sees
-//! the sleeper. So a worker sleeps only if every job it could not take will
-//! wake it: it never spins on a half-written slot.
+//! as a sleeper, then peeks ([`Injector::peek_synced`]): a read-modify-write
+//! of `tail`, then, if a slot is claimed, a load of the head slot's flag. A
+//! pusher claims with its CAS on `tail`, writes its jobs and flags, then
+//! does a second read-modify-write of `tail`, then reads the sleeper count.
+//! The worker's and the pusher's closing `tail` accesses are both
+//! read-modify-writes (`AcqRel`), so one comes first and the later one
+//! synchronizes with it. If the worker's comes first, the pusher sees the
+//! sleeper (and notifies it through the pool lock). If the pusher's comes
+//! first, the worker sees everything the pusher did before it: the claim
+//! and the flag, so the job is ready and the worker does not sleep. (If the
+//! worker's peek comes before the claim itself, the claim's CAS
+//! synchronizes with it the same way.) So a worker sleeps only if every job
+//! it could not take will wake it: it never spins on a half-written slot.
 //!
 //! Proven by `loom-tests/injector.rs` (blocks of two slots under loom) and,
 //! through the pool, by `loom-tests/wakeup.rs` and `loom-tests/shutdown.rs`.
@@ -184,14 +187,32 @@ impl Injector {
     /// Accepts the task unless the queue is closed, in which case it comes
     /// back unconverted. `into_job` runs only once a slot is claimed.
     pub(crate) fn push<B>(&self, task: B, into_job: impl FnOnce(B) -> Job) -> Result<(), B> {
-        let tail = &self.tail.0;
+        let mut task = Some(task);
+        let mut into_job = Some(into_job);
+        self.push_many(1, || {
+            let (task, into_job) = (task.take(), into_job.take());
+            into_job.expect("called once")(task.expect("called once"))
+        });
+        match task {
+            Some(task) => Err(task),
+            None => Ok(()),
+        }
+    }
+
+    /// Accepts `count` jobs, produced in order by `next_job` once their slots
+    /// are claimed, claiming as many slots per CAS as fit in the current
+    /// block. Stops early if the queue is closed; returns how many were
+    /// accepted (`next_job` was called that many times).
+    pub(crate) fn push_many(&self, count: usize, mut next_job: impl FnMut() -> Job) -> usize {
+        let tail = &*self.tail;
         let mut spare: Option<Box<Block>> = None;
+        let mut accepted = 0;
         // Acquire pairs with the release sequence of every `tail` write, so
         // `tail.block` below is at least the block this position is in.
         let mut current = tail.position.load(Ordering::Acquire);
-        loop {
+        while accepted < count {
             if current & CLOSED != 0 {
-                return Err(task);
+                break;
             }
             let position = current >> SHIFT;
             let offset = position % LAP;
@@ -202,24 +223,25 @@ impl Injector {
                 current = tail.position.load(Ordering::Acquire);
                 continue;
             }
-            let last = offset + 1 == BLOCK_CAP;
-            if last && spare.is_none() {
+            let claim = (count - accepted).min(BLOCK_CAP - offset);
+            let fills_block = offset + claim == BLOCK_CAP;
+            if fills_block && spare.is_none() {
                 spare = Some(Block::new());
             }
             // Acquire pairs with the `Release` store of an installing pusher:
             // the block's initialisation is visible.
             let block = tail.block.load(Ordering::Acquire);
-            let next = current + (1 << SHIFT);
-            // AcqRel: the acquire half makes this CAS synchronize with a
-            // sleeping worker's read-modify-write of `tail` that came first
-            // (module docs); the release half continues the release
-            // sequence installs rely on.
-            match tail
-                .position
-                .compare_exchange(current, next, Ordering::AcqRel, Ordering::Acquire)
-            {
+            let claimed = current + (claim << SHIFT);
+            // AcqRel: the release half continues the release sequence
+            // installs rely on; the acquire half, as in every `tail` access.
+            match tail.position.compare_exchange(
+                current,
+                claimed,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => {
-                    if last {
+                    if fills_block {
                         let new_block = Box::into_raw(spare.take().expect("allocated above"));
                         // Release pairs with the `Acquire` load of
                         // `tail.block` by pushers that read a position in the
@@ -229,30 +251,42 @@ impl Injector {
                         // (not a store) so the release sequence goes on.
                         tail.position.fetch_add(1 << SHIFT, Ordering::Release);
                         // SAFETY: `block` is alive: it is freed only after all
-                        // its slots are read, and the slot this pusher claimed
-                        // is not written yet.
+                        // its slots are read, and the slots this pusher
+                        // claimed are not written yet.
                         unsafe { (*block).next.store(new_block, Ordering::Release) };
                     }
-                    let job = into_job(task);
-                    // SAFETY: as above, `block` is alive; the CAS gave this
-                    // pusher slot `offset` alone, and the consumer reads it
-                    // only after the flag below is set.
-                    unsafe {
-                        let slot = &(*block).slots[offset];
-                        slot.job.with_mut(|job_slot| (*job_slot).write(job));
+                    for index in offset..offset + claim {
+                        let job = next_job();
+                        // SAFETY: as above, `block` is alive; the CAS gave
+                        // this pusher these slots alone, and the consumer
+                        // reads one only after its flag is set.
+                        let slot = unsafe { &(*block).slots[index] };
+                        // SAFETY: see above: nobody else touches the slot.
+                        slot.job
+                            .with_mut(|job_slot| unsafe { (*job_slot).write(job) });
                         // Release pairs with the consumer's `Acquire` load of
                         // `written`: the job (and `next`, for the last slot)
                         // is visible before the consumer reads the slot.
-                        // A read-modify-write, and Acquire too, so that a
-                        // worker's `peek_synced` that came first is seen by
-                        // this pusher's `sleeping_workers` check (module docs).
-                        slot.written.swap(1, Ordering::AcqRel);
+                        slot.written.store(1, Ordering::Release);
                     }
-                    return Ok(());
+                    accepted += claim;
+                    if accepted < count {
+                        current = tail.position.load(Ordering::Acquire);
+                    }
                 }
                 Err(seen) => current = seen,
             }
         }
+        if accepted > 0 {
+            // The handshake with a worker going to sleep (module docs): a
+            // read-modify-write of `tail` after every flag this pusher set.
+            // AcqRel: if a sleeping worker's `peek_synced` came first, this
+            // synchronizes with it and the caller's read of the sleeper
+            // count, next, sees the worker; if this came first, the worker's
+            // peek synchronizes with it and sees the flags.
+            tail.position.fetch_add(0, Ordering::AcqRel);
+        }
+        accepted
     }
 
     /// Refuses every later push; a push that already claimed its slot still
@@ -370,10 +404,11 @@ impl Injector {
             }
             // SAFETY: the head block is alive until the head leaves it.
             let slot = unsafe { &(*head.block).slots[head.position % LAP] };
-            // AcqRel: pairs with the pusher's `swap` of the flag (module
-            // docs); whichever comes first in the flag's order, the other
-            // sees it.
-            if slot.written.fetch_or(0, Ordering::AcqRel) != 0 {
+            // Acquire pairs with the pusher's `Release` store. If the store is
+            // not seen, the pusher's closing read-modify-write of `tail`
+            // comes after this peek's, so the pusher will see the sleeper
+            // (module docs).
+            if slot.written.load(Ordering::Acquire) != 0 {
                 Peek::Ready
             } else {
                 Peek::Pending

@@ -431,16 +431,14 @@ impl Shared {
         let origin = worker::index_in(self);
         let mut tasks = tasks.into_iter();
         if origin.is_none() && self.lock_free {
-            let mut pushed = 0;
-            while let Some(task) = tasks.next() {
-                if let Err(task) = self.injector.push(task, Job::from_box) {
-                    self.wake_after_lock_free_push(pushed);
-                    let rest = std::iter::once(task).chain(tasks).collect();
-                    return Err((SubmitErrorKind::ShutDown, rest));
-                }
-                pushed += 1;
-            }
+            let count = tasks.len();
+            let pushed = self.injector.push_many(count, || {
+                Job::from_box(tasks.next().expect("push_many asks for at most `count`"))
+            });
             self.wake_after_lock_free_push(pushed);
+            if pushed < count {
+                return Err((SubmitErrorKind::ShutDown, tasks.collect()));
+            }
             return Ok(());
         }
         let mut tasks = tasks.peekable();
