@@ -4,7 +4,7 @@
 //! how an unbounded pool's outside submitters always push outside the
 //! models.
 //!
-//! A lock-free push is five atomic steps where a locked one is two, so these
+//! A lock-free push is six atomic steps where a locked one is two, so these
 //! runs explore many more interleavings per job; their preemption bounds are
 //! lower than those of the locked runs of the same scenarios (each bound is
 //! below, and in the catalogue in `README.md`). What they add: a worker

@@ -32,7 +32,7 @@ pub(crate) struct Config {
     /// In a loom model: whether an unbounded pool's outside submitters push
     /// without the lock (`injector.rs`); outside the models they always do.
     /// Off unless a model turns it on, for the same reason as
-    /// `spin_in_model`: a lock-free push is five atomic steps where a locked
+    /// `spin_in_model`: a lock-free push is six atomic steps where a locked
     /// one is two, which multiplied some models' interleavings by 45 and more
     /// while they check protocols that do not depend on how a job got into
     /// the queue. The models of submission, wake-up and shutdown run with it.
