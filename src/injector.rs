@@ -18,9 +18,8 @@
 //!   `tail` (a batch claims as many positions as it has jobs, up to the end
 //!   of the block). The slot is then the pusher's alone: write the job, then
 //!   set the slot's `written` flag (`Release`). Last, one read-modify-write
-//!   of `tail` (below). The pusher that
-//!   claims a block's last slot first moves `tail` onto the install position
-//!   (that is its CAS), stores the new block in `tail_block`, moves `tail` on
+//!   of `tail` (below). The pusher that claims a block's last slot first
+//!   moves `tail` onto the install position (that is its CAS), stores the new block in `tail_block`, moves `tail` on
 //!   to the new block's first slot, and links the old block's `next`; only
 //!   then does it write its own slot. Every change to `tail` is a
 //!   read-modify-write, so an `Acquire` load of any `tail` value synchronizes
@@ -34,11 +33,10 @@
 //!   queue is empty; if not, the slot is claimed and its pusher is between
 //!   its CAS and its write, so the pop spins briefly and then reports
 //!   `Pending`; the worker then goes to sleep as on an empty queue, and the
-//!   pusher wakes it (see below). After the last slot
-//!   of a block, the head moves to `next` and frees the block: every slot in
-//!   it has been written and read, and a pusher touches a block only after
-//!   claiming a slot in it and until it sets that slot's flag, so nobody can
-//!   reach it any more.
+//!   pusher wakes it (see below). After the last slot of a block, the head
+//!   moves to `next` and frees the block: every slot in it has been written
+//!   and read, and a pusher touches a block only after claiming a slot in it
+//!   and until it sets that slot's flag, so nobody can reach it any more.
 //! - **Close.** `fetch_or(CLOSED)` on `tail`, under the pool lock. A push
 //!   either claimed its slot before (its job is in the queue, and workers
 //!   exit only once the queue is empty) or fails its CAS, sees `CLOSED` and
@@ -60,7 +58,8 @@
 //! it could not take will wake it: it never spins on a half-written slot.
 //!
 //! Proven by `loom-tests/injector.rs` (blocks of two slots under loom) and,
-//! through the pool, by `loom-tests/wakeup.rs` and `loom-tests/shutdown.rs`.
+//! through the pool, by `loom-tests/lock_free.rs`; `tests/outside_queue.rs`
+//! runs it across real blocks under Miri.
 
 use std::mem::MaybeUninit;
 use std::ptr;
