@@ -29,20 +29,31 @@ fn new_counts() -> Arc<[AtomicUsize; 5]> {
     Arc::new(std::array::from_fn(|_| AtomicUsize::new(0)))
 }
 
-/// Starts a thread that pushes the jobs `indices` into the (open) queue.
+/// Starts a thread that pushes the jobs `indices` into the queue. A job the
+/// queue refuses is handed back, and the pusher runs it; the thread returns
+/// how many were refused.
 fn spawn_pusher(
     queue: &Arc<Injector>,
     counts: &Arc<[AtomicUsize; 5]>,
     indices: std::ops::Range<usize>,
-) -> thread::JoinHandle<()> {
+) -> thread::JoinHandle<usize> {
     let queue = Arc::clone(queue);
     let counts = Arc::clone(counts);
     thread::spawn(move || {
+        let mut refused = 0;
         for index in indices {
-            let pushed = queue.push(counting_job(&counts, index), Job::from_box);
-            assert!(pushed.is_ok(), "an open queue refused a push");
+            if let Err(job) = queue.push(counting_job(&counts, index), Job::from_box) {
+                Job::from_box(job).run();
+                refused += 1;
+            }
         }
+        refused
     })
+}
+
+/// Joins a pusher of a queue that was never closed.
+fn join_open_pusher(pusher: thread::JoinHandle<usize>) {
+    assert_eq!(pusher.join().unwrap(), 0, "an open queue refused a push");
 }
 
 /// Checks that jobs `0..n` each ran exactly once and that `popped` says `n`.
@@ -107,7 +118,7 @@ fn concurrent_pushes_across_blocks_come_out_exactly_once() {
         ];
         let early = pop_concurrently(&queue, 3);
         for pusher in pushers {
-            pusher.join().unwrap();
+            join_open_pusher(pusher);
         }
         assert_first_ran_once(&counts, early + drain_after_join(&queue), 4);
         // SAFETY: the pushers are joined; this thread is the only consumer.
@@ -124,7 +135,7 @@ fn a_lone_pusher_and_the_consumer_cross_a_block_boundary() {
         let counts = new_counts();
         let pusher = spawn_pusher(&queue, &counts, 0..3);
         let early = pop_concurrently(&queue, 3);
-        pusher.join().unwrap();
+        join_open_pusher(pusher);
         assert_first_ran_once(&counts, early + drain_after_join(&queue), 3);
     });
 }
@@ -138,20 +149,7 @@ fn close_racing_pushes_keeps_or_refuses_each_job() {
     model(3, || {
         let queue = Arc::new(Injector::new());
         let counts = new_counts();
-        let pusher = {
-            let queue = Arc::clone(&queue);
-            let counts = Arc::clone(&counts);
-            thread::spawn(move || {
-                let mut refused = 0;
-                for index in 0..2 {
-                    if let Err(job) = queue.push(counting_job(&counts, index), Job::from_box) {
-                        Job::from_box(job).run();
-                        refused += 1;
-                    }
-                }
-                refused
-            })
-        };
+        let pusher = spawn_pusher(&queue, &counts, 0..2);
         queue.close();
         let mut drained = 0;
         loop {
