@@ -1,9 +1,9 @@
 //! Fuzz target `ops`: random operation sequences against a real pool, checked
 //! against the ledger (DESIGN.md, "The ledger") with a record per job.
 //!
-//! One input is a small program: how to build the pool (1–3 workers, an
-//! unbounded or a bounded queue of capacity 1–4, which hooks and panic
-//! handler, whether those panic), 0–2 submitter threads that hold `Handle`s,
+//! One input is a small program: how to build the pool (by which builder
+//! constructor, 1–3 workers, an unbounded or a bounded queue of capacity
+//! 1–4, the stack size, which hooks and panic handler, whether those panic), 0–2 submitter threads that hold `Handle`s,
 //! up to 64 operations run by the owner thread, and one terminal operation
 //! placed anywhere in the sequence. The operations submit jobs by every route
 //! (`execute`, `try_execute`, `execute_timeout` with tiny timeouts, `spawn`;
@@ -66,6 +66,11 @@
 //!   panic comes back as `Err(is_panic)` with its payload. Scoped jobs
 //!   count in `completed_count` / `panic_count`, never in the panic
 //!   handler's calls;
+//! * every error met is an `Error + Send + Sync` that displays (one message
+//!   per `SubmitErrorKind`; a `SubmitError`'s `Debug` names its kind without
+//!   `F: Debug`); a panic's `JoinError` gives its payload by `into_panic` or
+//!   `try_into_panic`, a cancellation's `try_into_panic` gives the error
+//!   back; a `ShutdownTimedOut` counts no more jobs than were unfinished;
 //! * when a shutdown returns, every worker ran its start and stop hooks and
 //!   has exited (a thread-local's destructor counts exits), except, after a
 //!   shutdown from inside a job, the workers running the jobs it may leave
@@ -104,8 +109,8 @@ use std::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use weft::{
-    BuildError, Builder, Handle, Job, JoinError, JoinHandle, Scope, ScopedJoinHandle, SubmitError,
-    SubmitErrorKind, ThreadPool,
+    BuildError, Builder, Handle, Job, JoinError, JoinHandle, Scope, ScopedJoinHandle,
+    ShutdownTimedOut, SubmitError, SubmitErrorKind, ThreadPool,
 };
 
 /// Operations per input (longer inputs are truncated).
@@ -141,6 +146,10 @@ struct Input {
     handler: HandlerMode,
     /// `on_thread_start` / `on_thread_stop` panic after recording.
     hooks_panic: bool,
+    /// How the builder is made: `Builder::new()`, `ThreadPool::builder()`
+    /// or `Builder::default()` (`builder % 3`); and the workers' stack size
+    /// (`builder / 3 % 4`): the platform's, or 2, 3 or 4 MiB.
+    builder: u8,
     ops: Vec<Op>,
     /// The terminal runs before `ops[terminal_at % (ops.len() + 1)]`.
     terminal_at: u8,
@@ -1362,6 +1371,7 @@ fn submit_batch(
         ctx.shutdown_started.load(SeqCst),
         "{who}: batch {ids:?} refused as shut down before shutdown began"
     );
+    check_submit_error(&err, who);
     let rest = err.into_inner();
     assert!(
         !rest.is_empty() && rest.len() <= recs.len(),
@@ -1403,9 +1413,17 @@ fn accept(rec: &Rec, after_done: bool, who: &str) {
 
 /// Checks a refusal against the ledger: a reason the call may give, the job
 /// handed back unrun and undropped, and it is the very closure submitted.
-fn reject<F>(ctx: &Ctx, rec: &Rec, err: SubmitError<F>, via: Via, from_worker: bool, who: &str) {
+fn reject<F: Send + 'static>(
+    ctx: &Ctx,
+    rec: &Rec,
+    err: SubmitError<F>,
+    via: Via,
+    from_worker: bool,
+    who: &str,
+) {
     let id = rec.id;
     let kind = err.kind();
+    check_submit_error(&err, who);
     match kind {
         SubmitErrorKind::ShutDown => assert!(
             ctx.shutdown_started.load(SeqCst),
@@ -1445,6 +1463,53 @@ fn reject<F>(ctx: &Ctx, rec: &Rec, err: SubmitError<F>, via: Via, from_worker: b
     );
 }
 
+/// What every error type promises (DESIGN.md, "Error types"): `Debug`
+/// without `F: Debug` (the jobs here are closures), naming the kind;
+/// `Display`, one message per kind; `std::error::Error`, and `Send + Sync`
+/// for a `Send` job, so it fits in a `Box<dyn Error + Send + Sync>`.
+fn check_submit_error<F: Send + 'static>(err: &SubmitError<F>, who: &str) {
+    let kind = err.kind();
+    let debug = format!("{err:?}");
+    assert!(
+        debug.contains(&format!("{kind:?}")),
+        "{who}: SubmitError's Debug does not name its kind {kind:?}: {debug}"
+    );
+    let as_error: &(dyn std::error::Error + Send + Sync + 'static) = err;
+    let shown = as_error.to_string();
+    assert!(!shown.is_empty(), "{who}: SubmitError displays as nothing");
+    let mut messages = lock(&SUBMIT_MESSAGES);
+    let known = messages
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, m)| m.clone());
+    match known {
+        Some(message) => assert_eq!(
+            shown, message,
+            "{who}: SubmitError's Display for {kind:?} changed between errors"
+        ),
+        None => {
+            assert!(
+                messages.iter().all(|(_, m)| *m != shown),
+                "{who}: SubmitError displays {kind:?} as another kind: {shown}"
+            );
+            messages.push((kind, shown));
+        }
+    }
+}
+
+/// The `Display` of each `SubmitErrorKind` seen so far (for the whole
+/// process): one message per kind, and different kinds differ.
+static SUBMIT_MESSAGES: Mutex<Vec<(SubmitErrorKind, String)>> = Mutex::new(Vec::new());
+
+/// `JoinError`'s `Debug`, `Display` and `Error`, whatever it says.
+fn check_join_error_traits(err: &JoinError, who: &str) {
+    let as_error: &(dyn std::error::Error + Send + Sync + 'static) = err;
+    assert!(
+        !as_error.to_string().is_empty() && !format!("{err:?}").is_empty(),
+        "{who}: a JoinError that displays as nothing"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Joining
 
@@ -1475,6 +1540,11 @@ fn check_result(
             );
         }
         Err(err) if err.is_panic() => {
+            check_join_error_traits(&err, who);
+            assert!(
+                !err.is_cancelled(),
+                "{who}: job {id}'s JoinError is both a panic and a cancellation"
+            );
             assert!(
                 rec.panics,
                 "{who}: job {id} did not panic, but its handle says: {err}"
@@ -1483,16 +1553,35 @@ fn check_result(
                 rec.runs.load(SeqCst) == 1,
                 "{who}: job {id} panicked without running"
             );
-            let payload = err.into_panic();
+            // Both ways out of a panic's JoinError, by the job's parity.
+            let payload = if id.is_multiple_of(2) {
+                err.into_panic()
+            } else {
+                match err.try_into_panic() {
+                    Ok(payload) => payload,
+                    Err(err) => panic!("{who}: job {id}: try_into_panic of a panic failed: {err}"),
+                }
+            };
             assert!(
                 payload.is::<Deliberate>(),
                 "{who}: job {id}'s handle carries a foreign panic payload"
             );
         }
         Err(err) => {
+            check_join_error_traits(&err, who);
             assert!(
                 err.is_cancelled(),
                 "{who}: job {id}: a JoinError neither panic nor cancelled"
+            );
+            // A cancellation carries no payload: try_into_panic gives the
+            // error back, still a cancellation.
+            let err = match err.try_into_panic() {
+                Ok(_) => panic!("{who}: job {id}: try_into_panic of a cancellation gave a payload"),
+                Err(err) => err,
+            };
+            assert!(
+                err.is_cancelled() && !err.is_panic(),
+                "{who}: job {id}: try_into_panic changed a cancellation into {err:?}"
             );
             assert!(
                 ctx.shutdown_now_started.load(SeqCst),
@@ -1514,6 +1603,10 @@ fn check_result(
 
 /// Resolves one of the owner's (or a submitter's) handles, outside the pool.
 fn join_outside(ctx: &Ctx, rec: &Rec, joiner: JoinHandle<usize>, how: JoinHow, who: &str) {
+    assert!(
+        !format!("{joiner:?}").is_empty(),
+        "{who}: JoinHandle's Debug"
+    );
     if joiner.is_finished() {
         assert!(
             rec.finished.load(SeqCst) || ctx.shutdown_now_started.load(SeqCst),
@@ -1716,6 +1809,7 @@ fn run_scope(ctx: &Arc<Ctx>, pool: &ThreadPool, plan: Plan<'_>, who: &str) {
     let mut rest: &mut [u32] = &mut slots;
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         pool.scope(|s| {
+            assert!(!format!("{s:?}").is_empty(), "{who}: Scope's Debug");
             let mut joins = Vec::new();
             let mut track = 0;
             for (i, job) in plan.jobs.iter().enumerate() {
@@ -1923,6 +2017,10 @@ fn join_scoped(batch: &Batch<'_>, mut joins: Vec<ToJoin<'_, '_>>, newest_first: 
         joins.reverse();
     }
     for (track, panics, handle) in joins {
+        assert!(
+            !format!("{handle:?}").is_empty(),
+            "{who}: ScopedJoinHandle's Debug"
+        );
         // `is_finished` first: the job sets `finished` before its result, so
         // once the result is there, so is `finished`.
         assert!(
@@ -2070,10 +2168,14 @@ fn shut_down(ctx: &Arc<Ctx>, pool: ThreadPool, how: How, handle: &Handle, in_job
             let timeout = if generous { GENEROUS } else { micros(us) };
             // `Ok`, even from inside a job: everything but the jobs
             // suspended beneath the caller has finished.
+            let finished_before: Vec<bool> = lock(&ctx.recs)
+                .iter()
+                .map(|rec| rec.finished.load(SeqCst))
+                .collect();
             let finished = match pool.shutdown_timeout(timeout) {
                 Ok(()) => true,
                 Err(late) => {
-                    let _ = late.to_string();
+                    check_timed_out(ctx, &late, &finished_before);
                     false
                 }
             };
@@ -2094,12 +2196,38 @@ fn shut_down(ctx: &Arc<Ctx>, pool: ThreadPool, how: How, handle: &Handle, in_job
     }
 }
 
+/// Checks a `ShutdownTimedOut`: what it counts (`queued() + running()`) is
+/// among the jobs that had not finished when `shutdown_timeout` was called
+/// or were submitted since, give or take one job per worker whose body has
+/// ended but which the pool has not yet counted out; its `Display` gives
+/// both numbers; it is an `Error`, `Clone` and `Eq`.
+fn check_timed_out(ctx: &Ctx, late: &ShutdownTimedOut, finished_before: &[bool]) {
+    let (queued, running) = (late.queued(), late.running());
+    let recs = lock(&ctx.recs).len();
+    let unfinished = recs - finished_before.iter().filter(|&&f| f).count();
+    let slack = ctx.max_target.load(SeqCst);
+    assert!(
+        queued + running <= unfinished + slack,
+        "shutdown_timeout timed out with {queued} queued and {running} running, but only \
+         {unfinished} jobs were unfinished (or new) and {slack} workers at most"
+    );
+    let as_error: &(dyn std::error::Error + Send + Sync + 'static) = late;
+    let shown = as_error.to_string();
+    assert!(
+        shown.contains(&queued.to_string()) && shown.contains(&running.to_string()),
+        "ShutdownTimedOut's Display omits its counts: {shown}"
+    );
+    assert_eq!(&late.clone(), late, "ShutdownTimedOut's Clone");
+    assert!(!format!("{late:?}").is_empty(), "ShutdownTimedOut's Debug");
+}
+
 /// Runs or drops each job `shutdown_now` handed back (bit `i % 8` of
 /// `run_mask`), checking what `Job::run` does with each kind of job.
 fn take_back(ctx: &Ctx, jobs: Vec<Job>, run_mask: u8, handle: &Handle) {
     ctx.handed_back.fetch_add(jobs.len(), SeqCst);
     CALLER_HANDLE.with(|h| *h.borrow_mut() = Some(handle.clone()));
     for (i, job) in jobs.into_iter().enumerate() {
+        assert!(!format!("{job:?}").is_empty(), "a handed-back Job's Debug");
         if run_mask & (1 << (i % 8)) == 0 {
             DROPPING_HANDED_BACK.with(|d| d.set(true));
             drop(job);
@@ -2281,9 +2409,17 @@ fn barrier(subs: &[mpsc::Sender<Cmd>]) {
 // ---------------------------------------------------------------------------
 // One input
 
-fn build(ctx: &Arc<Ctx>, threads: usize, hooks_panic: bool) -> ThreadPool {
+fn build(ctx: &Arc<Ctx>, threads: usize, hooks_panic: bool, how: u8) -> ThreadPool {
     let (c1, c2, c3) = (Arc::clone(ctx), Arc::clone(ctx), Arc::clone(ctx));
-    let mut builder = Builder::new()
+    let mut builder = match how % 3 {
+        0 => Builder::new(),
+        1 => ThreadPool::builder(),
+        _ => Builder::default(),
+    };
+    if let stack @ 1.. = how / 3 % 4 {
+        builder = builder.stack_size((1 + usize::from(stack)) << 20);
+    }
+    let mut builder = builder
         .num_threads(threads)
         .thread_name(|i| format!("{WORKER_PREFIX}{i}"))
         .on_thread_start(move |i| {
@@ -2362,7 +2498,7 @@ fn run(input: &Input) {
         done: Mutex::new(false),
         done_cv: Condvar::new(),
     });
-    let mut pool = Some(build(&ctx, threads, input.hooks_panic));
+    let mut pool = Some(build(&ctx, threads, input.hooks_panic, input.builder));
     let owner_handle = pool.as_ref().unwrap().handle();
     let mut target = threads;
 
@@ -2491,7 +2627,14 @@ fn run(input: &Input) {
                         target = n;
                         ctx.max_target.fetch_max(n, SeqCst);
                     }
-                    Err(BuildError::ZeroThreads) => assert_eq!(n, 0, "set_num_threads({n})"),
+                    Err(err @ BuildError::ZeroThreads) => {
+                        assert_eq!(n, 0, "set_num_threads({n})");
+                        let as_error: &(dyn std::error::Error + Send + Sync + 'static) = &err;
+                        assert!(
+                            as_error.source().is_none() && !as_error.to_string().is_empty(),
+                            "BuildError::ZeroThreads: no source, some message"
+                        );
+                    }
                     Err(err) => panic!("set_num_threads({n}): {err}"),
                 }
                 assert_eq!(p.num_threads(), target, "num_threads after a resize");
@@ -2527,6 +2670,11 @@ fn run(input: &Input) {
                 assert!(
                     Handle::current().is_none(),
                     "Handle::current() outside the pool"
+                );
+                // Debug reads live state while jobs run: it must not block.
+                assert!(
+                    !format!("{p:?}").is_empty() && !format!("{owner_handle:?}").is_empty(),
+                    "ThreadPool's / Handle's Debug"
                 );
                 assert_eq!(p.num_threads(), target, "num_threads");
                 let counts = (p.completed_count(), p.panic_count());
@@ -2622,9 +2770,12 @@ fn describe(input: &Input) -> String {
         c => format!("capacity {c}"),
     };
     format!(
-        "{} worker(s), {capacity}, {} submitter thread(s), {} ops, terminal {:?} before op {}\n\
+        "{} worker(s), {capacity}, builder {} with stack {}, {} submitter thread(s), {} ops, \
+         terminal {:?} before op {}\n\
          {input:#?}",
         1 + input.threads % 3,
+        ["Builder::new", "ThreadPool::builder", "Builder::default"][usize::from(input.builder % 3)],
+        ["default", "2 MiB", "3 MiB", "4 MiB"][usize::from(input.builder / 3 % 4)],
         input.submitters % 3,
         ops,
         input.terminal,
