@@ -1847,5 +1847,9 @@ proptest! {
             "ledger violations:\n{}",
             violations.join("\n")
         );
+        support::case_passed("ledger_holds_for_random_operation_sequences", &PASSED, cases());
     }
 }
+
+/// Cases of the property test that passed so far (`support::case_passed`).
+static PASSED: AtomicUsize = AtomicUsize::new(0);

@@ -342,3 +342,28 @@ impl Wake for CountingWaker {
         self.woke.notify_all();
     }
 }
+
+/// Counts one passing case of the property test `test` and, once all `cases`
+/// have passed, records `proptest: <test>: <cases> cases passed` in the file
+/// named by `WEFT_FIGURES` (if set), where `.ci/run` collects every
+/// checker's figures for `scripts/verification-table`.
+///
+/// Call it at the end of a case's body, after its assertions. Regression
+/// cases replayed first count too; the line is written once.
+pub fn case_passed(test: &str, passed: &AtomicUsize, cases: u32) {
+    if passed.fetch_add(1, Ordering::SeqCst) + 1 != cases as usize {
+        return;
+    }
+    let Some(path) = std::env::var_os("WEFT_FIGURES") else {
+        return;
+    };
+    let line = format!("proptest: {test}: {cases} cases passed\n");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    if let Ok(mut file) = file {
+        // One write in append mode: lines from parallel tests do not mix.
+        let _ = std::io::Write::write_all(&mut file, line.as_bytes());
+    }
+}
