@@ -13,7 +13,11 @@
 //! push that claimed its slot but has not written it, and a pop that finds
 //! a slot claimed but unwritten.
 
-use super::{batch, exactly_once, handle, idle, wakeup};
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+
+use super::{batch, exactly_once, handle, idle, model, pool_pushing, wakeup};
+use crate::sync::Arc;
 
 /// `wakeup.rs`: one worker going to sleep while a caller pushes without the
 /// lock; the job must still reach it. Bound 5 (unbounded for the locked run;
@@ -72,4 +76,48 @@ fn lock_free_batch_wakes_every_worker_it_needs() {
 #[test]
 fn lock_free_wait_idle_racing_a_submission_never_hangs() {
     idle::wait_idle_racing_a_submission(2, true);
+}
+
+/// A push that claimed its slot before a graceful shutdown closed the queue
+/// and writes it after: the pool is closed but not empty, so both workers may
+/// go to sleep over the claimed slot, and a wake-up sized to the one pushed
+/// job reaches only one of them. The other must still be woken to see the
+/// queue closed and empty, or `shutdown` never returns. Two workers, a
+/// caller pushing one job, the owner shutting down. Bound 3; 2 is the least
+/// that reaches the bug (the owner preempted so that the caller claims
+/// first, the caller between its claim and its write), and found it at once
+/// when the pusher woke one sleeper per job.
+///
+/// Found at larger sizes by shuttle (`drop_racing_submitters_...` in
+/// `shuttle-tests/shutdown.rs`) once the injector stopped spinning under the
+/// checkers; in production the window is a pusher descheduled for longer
+/// than the injector's spin.
+#[test]
+fn lock_free_push_finishing_after_close_wakes_every_sleeper() {
+    model(3, || {
+        let pool = pool_pushing(2, true);
+        let runs = Arc::new(AtomicUsize::new(0));
+
+        let handle = pool.handle();
+        let job_runs = Arc::clone(&runs);
+        let caller = thread::spawn(move || {
+            let job = move || {
+                job_runs.fetch_add(1, Ordering::Relaxed);
+            };
+            match handle.execute(job) {
+                Ok(()) => true,
+                // Refused: the caller's choice is to drop it unrun.
+                Err(_) => false,
+            }
+        });
+
+        pool.shutdown();
+        let ran_at_shutdown = runs.load(Ordering::Relaxed);
+        let accepted = caller.join().unwrap();
+        assert_eq!(
+            ran_at_shutdown,
+            usize::from(accepted),
+            "ledger rules 1 and 3: an accepted job runs once before shutdown returns, a refused one never"
+        );
+    });
 }

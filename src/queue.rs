@@ -13,7 +13,7 @@
 //!
 //! | event                 | under the lock                                         | then                                         |
 //! |-----------------------|--------------------------------------------------------|----------------------------------------------|
-//! | `submit`, unbounded, from outside | nothing: push to the injector (refused if it is closed) | if `sleepers_for_pushers > 0`: take and drop the lock, `notify_one(work_ready)` |
+//! | `submit`, unbounded, from outside | nothing: push to the injector (refused if it is closed) | if `sleepers_for_pushers > 0`: take and drop the lock, `notify_one(work_ready)` (`notify_all` if the pool closed meanwhile) |
 //! | `submit`, otherwise   | refuse if `closed`; if full, refuse or wait (`space_freed`) unless on an own worker; push | `notify_one(work_ready)` if a worker sleeps |
 //! | worker takes a job    | retire if surplus; pop; `running += 1` (a claimed, not yet written outside job counts as nothing to run, but keeps a closed pool's workers from exiting) | `notify_one(space_freed)` if one waits; run the job unlocked |
 //! | worker finds nothing  | exit if `closed` and empty; else, the first time, unlock and spin (`sleep.rs`); then `sleeping_workers += 1` and re-check with read-modify-writes (`Injector::peek_synced`) | `wait(work_ready)`, re-check after waking    |
@@ -38,7 +38,13 @@
 //! waiting. A notification that
 //! lands on a worker that another notification already woke costs only
 //! parallelism, never a job: every worker drains the queue before it sleeps
-//! again. Proven by `loom-tests/wakeup.rs` and `loom-tests/spin.rs`.
+//! again. Once the pool is closed, a worker sleeps only over an outside job
+//! claimed before the close and not yet written (over an empty queue it
+//! exits); that job's submitter wakes every sleeper, not one per job, since
+//! those that do not get the job must wake to exit. Proven by
+//! `loom-tests/wakeup.rs`, `loom-tests/spin.rs` and, for the closed case,
+//! `lock_free_push_finishing_after_close_wakes_every_sleeper`
+//! (`loom-tests/lock_free.rs`).
 //!
 //! **Backpressure.** `capacity` bounds the jobs *waiting* in the queue. A
 //! full queue makes `execute` wait on `space_freed`; every pop notifies one
@@ -401,8 +407,20 @@ impl Shared {
         // worker is waiting (or has not registered yet, and will see the job).
         let state = self.lock();
         let sleepers = state.sleeping_workers;
+        let closed = state.closed;
         drop(state);
-        self.notify_workers(pushed, sleepers);
+        if closed {
+            // These jobs were claimed before the close. A worker of a closed
+            // pool sleeps only over a claimed, unwritten slot (over an empty
+            // queue it exits), so several may sleep over these jobs and
+            // fewer take them: every one must wake, to take a job or to see
+            // the queue closed and empty and exit. Else `shutdown` waits
+            // forever for the one left asleep
+            // (`lock_free_push_finishing_after_close_wakes_every_sleeper`).
+            self.work_ready.notify_all();
+        } else {
+            self.notify_workers(pushed, sleepers);
+        }
     }
 
     /// Wakes enough of `sleepers` sleeping workers for `pushed` new jobs.
@@ -547,7 +565,8 @@ impl Shared {
                 // Pending: a submitter is between claiming its slot and
                 // writing it. Like an empty queue, except that the pool may
                 // not be left: the job is accepted. Its submitter will see
-                // this worker registered below and wake it.
+                // this worker registered below and wake it (every sleeper,
+                // once the pool is closed: `wake_after_lock_free_push`).
                 Take::Empty | Take::Pending => {}
             }
             if !spun && self.config.spins() {
