@@ -72,9 +72,15 @@ use crate::sync::{self, AtomicPtr, AtomicUsize, CachePadded, Ordering, RawCell};
 const BLOCK_CAP: usize = if sync::MODEL_CHECKED { 2 } else { 127 };
 
 /// `spin_loop` hints a pop waits for a claimed slot to be written before it
-/// reports [`Pop::Pending`]. None under loom: the worker then goes to sleep
-/// through `peek_synced`, which explores the pusher finishing at every point.
-const PENDING_SPINS: usize = if sync::MODEL_CHECKED { 0 } else { 64 };
+/// reports [`Pop::Pending`]. None under a checker (loom or shuttle): the
+/// worker then goes to sleep through `peek_synced`, and `shutdown_now` waits
+/// out the pusher, at every point the checker chooses; with the spins,
+/// shuttle's pusher would nearly always finish first.
+const PENDING_SPINS: usize = if sync::SCHEDULE_CHOSEN_BY_CHECKER {
+    0
+} else {
+    64
+};
 
 /// Positions per block: its slots, then the install position.
 const LAP: usize = BLOCK_CAP + 1;

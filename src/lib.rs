@@ -37,9 +37,12 @@
 //! assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49]);
 //! ```
 //!
-//! To run the models yourself: `RUSTFLAGS="--cfg loom" cargo test`.
+//! To run the models yourself: `RUSTFLAGS="--cfg loom" cargo test`. Larger
+//! scenarios (four workers, dozens of jobs) run under [shuttle]'s randomized
+//! schedulers with `scripts/shuttle`.
 //!
 //! [loom]: https://docs.rs/loom
+//! [shuttle]: https://docs.rs/shuttle
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -75,3 +78,7 @@ struct ReadmeDoctests;
 #[cfg(all(loom, test))]
 #[path = "../loom-tests/mod.rs"]
 mod loom_tests;
+
+#[cfg(all(shuttle, test))]
+#[path = "../shuttle-tests/mod.rs"]
+mod shuttle_tests;

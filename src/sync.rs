@@ -1,18 +1,28 @@
-//! The synchronization shim: the one file that names `std::sync`, `std::thread`
-//! or `loom`.
+//! The synchronization shim: the one file that names `std::sync`, `std::thread`,
+//! `loom` or `shuttle`.
 //!
 //! Every lock, condition variable, atomic, `Arc`, thread and thread-local the
-//! pool uses is imported from here. In the library's own test build with
-//! `--cfg loom` (`cfg(all(loom, test))`) these are loom's model-checked
-//! versions, so the models in `loom-tests/` explore the very code that ships;
-//! in every other build (including integration tests and doctests compiled
-//! with `--cfg loom`) they are std's.
+//! pool uses is imported from here. The crate's own test build can swap them
+//! for a checker's versions, so the checker drives the very code that ships:
 //!
-//! Time goes through here too. loom has no clock: under loom
+//! - with `--cfg loom` (`cfg(all(loom, test))`), loom's model-checked ones,
+//!   explored exhaustively by the models in `loom-tests/`;
+//! - with `--cfg shuttle` (`cfg(all(shuttle, test))`), shuttle's, whose
+//!   randomized schedulers drive the larger scenarios in `shuttle-tests/`.
+//!
+//! Every other build (including integration tests and doctests compiled with
+//! either flag) gets std's.
+//!
+//! Time goes through here too. Neither checker has a clock: under both,
 //! [`Condvar::wait_timeout`] behaves like `wait` (it never times out) and
 //! [`Instant`] is frozen, so a timed call is modelled as its untimed
 //! counterpart (or, with a zero timeout, as already expired) and the timeout
 //! paths are tested with real threads in `tests/`.
+
+#[cfg(all(loom, shuttle, test))]
+compile_error!(
+    "the loom and shuttle test builds are separate: pass only one of --cfg loom, --cfg shuttle"
+);
 
 #[cfg(all(loom, test))]
 mod imp {
@@ -31,8 +41,28 @@ mod imp {
     }
 }
 
-#[cfg(not(all(loom, test)))]
+#[cfg(all(shuttle, test))]
 mod imp {
+    // shuttle has no `UnsafeCell` with loom's access API (and checks no data
+    // races: it runs one thread at a time), so cells are std's twin below.
+    pub(crate) use super::std_cell::RawCell;
+    // Unlike `std::hint::spin_loop`, this one yields to shuttle's scheduler,
+    // so a spinner waiting for another thread cannot burn its whole budget
+    // in a schedule where that thread never runs.
+    pub(crate) use shuttle::hint::spin_loop;
+    pub(crate) use shuttle::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+    pub(crate) use shuttle::sync::{Arc, Condvar, Mutex, MutexGuard};
+    pub(crate) use shuttle::thread::{yield_now, Builder as ThreadBuilder, JoinHandle, ThreadId};
+    pub(crate) use shuttle::thread_local;
+
+    pub(crate) fn current_thread_id() -> ThreadId {
+        shuttle::thread::current().id()
+    }
+}
+
+#[cfg(not(any(all(loom, test), all(shuttle, test))))]
+mod imp {
+    pub(crate) use super::std_cell::RawCell;
     pub(crate) use std::hint::spin_loop;
     pub(crate) use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
     pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -42,7 +72,10 @@ mod imp {
     pub(crate) fn current_thread_id() -> ThreadId {
         std::thread::current().id()
     }
+}
 
+#[cfg(not(all(loom, test)))]
+mod std_cell {
     /// `std::cell::UnsafeCell` with loom's access API: the pointer is only
     /// lent to a closure, so under loom every access is tracked and two
     /// accesses not ordered by happens-before are reported as a race.
@@ -69,28 +102,41 @@ pub(crate) use imp::*;
 /// in. Code outside the shim reads this to shrink a bound for the models
 /// (see `sleep.rs`) without naming loom; outside it, it is a constant
 /// `false` and the branches fold away.
+///
+/// The shuttle build deliberately sees `false`: its tests exist to run the
+/// real sizes (blocks of 127 slots, the full spin budget, spinning and
+/// lock-free pushes on in every pool), which loom cannot reach. Shuttle
+/// only samples schedules, so a longer loop costs steps, not a blow-up of
+/// the state space, and every spin is a yield to its scheduler.
 pub(crate) const MODEL_CHECKED: bool = cfg!(all(loom, test));
 
+/// Whether a checker (loom or shuttle) picks the schedule. A bounded spin
+/// that waits for another thread to finish a step is cut to nothing under
+/// either (see `injector.rs`): each spin would only be a yield to the
+/// checker, which then almost always lets the other thread finish first,
+/// and the path taken when the spin runs out would go unexplored.
+pub(crate) const SCHEDULE_CHOSEN_BY_CHECKER: bool = cfg!(any(all(loom, test), all(shuttle, test)));
+
 // Not synchronization primitives, but they name `std::thread`; they are the
-// same under loom.
+// same under loom and shuttle.
 pub(crate) use std::thread::{available_parallelism, panicking};
 pub(crate) use std::time::Duration;
 
-#[cfg(not(all(loom, test)))]
+#[cfg(not(any(all(loom, test), all(shuttle, test))))]
 pub(crate) use std::time::Instant;
 
-/// Under loom, a clock that never moves.
+/// Under loom or shuttle, a clock that never moves.
 ///
-/// loom has no notion of time and replays each schedule expecting the same
-/// choices; a real clock read in a model would make a deadline pass in one
-/// replay and not in another. Frozen time makes every timed call
-/// deterministic: a zero timeout has already expired, any other never does
-/// (and loom's `wait_timeout` never times out either).
-#[cfg(all(loom, test))]
+/// Neither checker has a notion of time, and both replay a schedule
+/// expecting the same choices; a real clock read in a model would make a
+/// deadline pass in one replay and not in another. Frozen time makes every
+/// timed call deterministic: a zero timeout has already expired, any other
+/// never does (and neither checker's `wait_timeout` ever times out).
+#[cfg(any(all(loom, test), all(shuttle, test)))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Instant(Duration);
 
-#[cfg(all(loom, test))]
+#[cfg(any(all(loom, test), all(shuttle, test)))]
 impl Instant {
     pub(crate) fn now() -> Instant {
         Instant(Duration::ZERO)
@@ -140,9 +186,10 @@ pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexG
 
 /// Blocks on `condvar` for at most `timeout`, ignoring poison (see [`lock`]).
 ///
-/// Under loom this waits for a notification like [`wait`]: loom has no clock.
-/// Callers re-check their condition and their deadline after every return, so
-/// the model explores the notified path and real-thread tests cover expiry.
+/// Under loom and shuttle this waits for a notification like [`wait`]:
+/// neither has a clock (both implement `wait_timeout` as `wait`). Callers
+/// re-check their condition and their deadline after every return, so the
+/// checkers explore the notified path and real-thread tests cover expiry.
 pub(crate) fn wait_timeout<'a, T>(
     condvar: &Condvar,
     guard: MutexGuard<'a, T>,
