@@ -48,9 +48,10 @@ use crate::sync::{self, Condvar, Mutex};
 /// Explores every interleaving of `f` with at most `preemption_bound`
 /// preemptions per execution. `LOOM_MAX_PREEMPTIONS` overrides the bound.
 ///
-/// Prints how many executions were explored and how long that took
-/// (visible with `--nocapture`); the count and the clock live outside the
-/// model, so std's atomic and `Instant` are fine here.
+/// Prints the model's name (its test's), how many executions were explored
+/// and how long that took (visible with `--nocapture`, and kept by
+/// [`record_figure`] for `scripts/verification-table`); the count and the
+/// clock live outside the model, so std's atomic and `Instant` are fine here.
 fn model<F>(preemption_bound: usize, f: F)
 where
     F: Fn() + Sync + Send + 'static,
@@ -68,11 +69,32 @@ where
         counter.fetch_add(1, StdOrdering::Relaxed);
         f();
     });
-    eprintln!(
-        "loom: {} executions explored (preemption bound {bound:?}) in {:.1?}",
+    let line = format!(
+        "loom: {}: {} executions explored (preemption bound {bound:?}) in {:.1?}",
+        std::thread::current().name().unwrap_or("(unnamed)"),
         executions.load(StdOrdering::Relaxed),
         started.elapsed()
     );
+    eprintln!("{line}");
+    record_figure(&line);
+}
+
+/// Appends `line` to the file named by `WEFT_FIGURES`, if set: `.ci/run`
+/// collects every checker's figures there for `scripts/verification-table`.
+/// One `write` per line, in append mode, so lines from parallel tests do not
+/// interleave.
+fn record_figure(line: &str) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("WEFT_FIGURES") else {
+        return;
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    if let Ok(mut file) = file {
+        let _ = file.write_all(format!("{line}\n").as_bytes());
+    }
 }
 
 /// The payload of every panic a model provokes on purpose.
