@@ -101,3 +101,37 @@ fn shutdown_now_hands_back_every_queued_job_across_blocks() {
     }
     assert_each_ran_once(&runs);
 }
+
+/// A batch claims as many slots per compare-and-swap as fit in the current
+/// block. Started part-way into a block (after one single job), a batch
+/// longer than a block must stop each claim at the block's end and go on in
+/// the next: every job runs once.
+#[test]
+fn a_batch_started_mid_block_is_split_at_block_ends() {
+    let pool = ThreadPool::new(1);
+    let (started_tx, started) = mpsc::channel();
+    let (release, gate) = mpsc::channel::<()>();
+    // Holds the only worker, so the batch is claimed into a queue that
+    // nobody pops meanwhile, from the second slot of a block on.
+    pool.execute(move || {
+        started_tx.send(()).unwrap();
+        gate.recv().unwrap();
+    });
+    started.recv().unwrap();
+    let runs = counters(1 + PER_SUBMITTER + 1);
+    let first = Arc::clone(&runs);
+    pool.execute(move || {
+        first[0].fetch_add(1, Ordering::Relaxed);
+    });
+    pool.execute_batch((1..runs.len()).map(|job| {
+        let runs = Arc::clone(&runs);
+        move || {
+            runs[job].fetch_add(1, Ordering::Relaxed);
+        }
+    }));
+    assert_eq!(pool.queued_count(), runs.len());
+    release.send(()).unwrap();
+    pool.wait_idle();
+    assert_each_ran_once(&runs);
+    pool.shutdown();
+}
