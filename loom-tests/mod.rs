@@ -46,7 +46,8 @@ use std::sync::Once;
 use crate::sync::{self, Condvar, Mutex};
 
 /// Explores every interleaving of `f` with at most `preemption_bound`
-/// preemptions per execution. `LOOM_MAX_PREEMPTIONS` overrides the bound.
+/// preemptions per execution. `LOOM_MAX_PREEMPTIONS` overrides the bound;
+/// `WEFT_LOOM_BOUND_CAP` only lowers it.
 ///
 /// Prints the model's name (its test's), how many executions were explored
 /// and how long that took (visible with `--nocapture`, and kept by
@@ -60,6 +61,14 @@ where
     // `Builder::new` has already read `LOOM_MAX_PREEMPTIONS` if it is set.
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(preemption_bound);
+    }
+    // `WEFT_LOOM_BOUND_CAP` lowers every bound above it (and raises none):
+    // `scripts/mutants` runs the models on many mutants this way.
+    if let Some(cap) = std::env::var("WEFT_LOOM_BOUND_CAP")
+        .ok()
+        .and_then(|cap| cap.parse::<usize>().ok())
+    {
+        builder.preemption_bound = builder.preemption_bound.map(|bound| bound.min(cap));
     }
     let bound = builder.preemption_bound;
     let executions = std::sync::Arc::new(StdAtomicUsize::new(0));
