@@ -466,3 +466,27 @@ fn the_pool_can_be_shut_down_right_after_a_scope() {
     pool.shutdown();
     assert!(data.iter().all(|&b| b == 2));
 }
+
+/// `Debug` of a scope and of a scoped handle names the type and shows the
+/// scope's pending count and whether the job finished (read under the
+/// scope's lock; printing must not wait for the jobs).
+#[test]
+fn scope_and_scoped_handle_debug_show_their_state() {
+    let pool = ThreadPool::new(1);
+    pool.scope(|scope| {
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let handle = scope.spawn(move || gate.recv().unwrap());
+        let scope_text = format!("{scope:?}");
+        assert!(
+            scope_text.starts_with("Scope {") && scope_text.contains("pending: 1"),
+            "{scope_text}"
+        );
+        assert_eq!(
+            format!("{handle:?}"),
+            "ScopedJoinHandle { finished: false, .. }"
+        );
+        release.send(()).unwrap();
+        handle.join().unwrap();
+    });
+    pool.shutdown();
+}
