@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use shuttle::thread;
 
-use super::{check, deliberate_panic, Counters, Ledger, Scheduler};
+use super::{assert_exact_when_idle, check, deliberate_panic, Ledger, Scheduler};
 use crate::sync::Arc;
 use crate::{Builder, Handle};
 
@@ -113,16 +113,7 @@ fn panicking_jobs_lose_nothing_and_count_exactly() {
     // The handler receives the panics of `execute`d jobs; a spawned job's
     // goes to its join.
     let executed_panicked = (0..4 * PER_SUBMITTER).filter(|&id| panics(id)).count();
-    assert_eq!(
-        Counters::of(&pool),
-        Counters {
-            completed: JOBS - panicked,
-            panicked,
-            queued: 0,
-            active: 0
-        },
-        "ledger rule 6 broken: the idle pool's counters are not exact"
-    );
+    assert_exact_when_idle(&pool, JOBS - panicked, panicked);
     assert_eq!(
         handled.load(Ordering::Relaxed),
         executed_panicked,

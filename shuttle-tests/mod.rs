@@ -330,3 +330,18 @@ impl Counters {
         }
     }
 }
+
+/// Ledger rule 6: once `pool` is idle, its counters are exact: `completed`
+/// and `panicked` jobs, none queued, none running.
+fn assert_exact_when_idle(pool: &crate::ThreadPool, completed: usize, panicked: usize) {
+    assert_eq!(
+        Counters::of(pool),
+        Counters {
+            completed,
+            panicked,
+            queued: 0,
+            active: 0
+        },
+        "ledger rule 6 broken: the idle pool's counters are not exact"
+    );
+}

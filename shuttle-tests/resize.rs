@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use shuttle::thread;
 
-use super::{check, Counters, Ledger, Scheduler};
+use super::{assert_exact_when_idle, check, Ledger, Scheduler};
 use crate::sync::Arc;
 use crate::{Builder, Handle};
 
@@ -88,16 +88,7 @@ fn resizing_while_jobs_run_loses_nothing() {
         2 * PER_SUBMITTER,
         "a parent's join did not return its child's value"
     );
-    assert_eq!(
-        Counters::of(&pool),
-        Counters {
-            completed: JOBS,
-            panicked: 0,
-            queued: 0,
-            active: 0
-        },
-        "ledger rule 6 broken: the idle pool's counters are not exact"
-    );
+    assert_exact_when_idle(&pool, JOBS, 0);
     assert_eq!(pool.num_threads(), SIZES[SIZES.len() - 1]);
     pool.shutdown();
     let (started, stopped) = (

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use shuttle::thread;
 
-use super::{check, Counters, Ledger, Scheduler};
+use super::{assert_exact_when_idle, check, Ledger, Scheduler};
 use crate::sync::Arc;
 use crate::ThreadPool;
 
@@ -88,16 +88,7 @@ fn nested_scopes_finish_every_scoped_job() {
     submitter.join().unwrap();
     pool.wait_idle();
     outside.assert_all_ran_once_in_pool();
-    assert_eq!(
-        Counters::of(&pool),
-        Counters {
-            completed: OUTER + OUTER * INNER + OUTSIDE,
-            panicked: 0,
-            queued: 0,
-            active: 0
-        },
-        "ledger rule 6 broken: the idle pool's counters are not exact"
-    );
+    assert_exact_when_idle(&pool, OUTER + OUTER * INNER + OUTSIDE, 0);
     pool.shutdown();
 }
 

@@ -6,7 +6,7 @@
 
 use shuttle::thread;
 
-use super::{check, Counters, Ledger, Scheduler};
+use super::{assert_exact_when_idle, check, Ledger, Scheduler};
 use crate::sync::Arc;
 use crate::{Handle, ThreadPool};
 
@@ -79,16 +79,7 @@ fn outside_and_nested_submissions_run_exactly_once() {
     }
     pool.wait_idle();
     ledger.assert_all_ran_once_in_pool();
-    assert_eq!(
-        Counters::of(&pool),
-        Counters {
-            completed: JOBS,
-            panicked: 0,
-            queued: 0,
-            active: 0
-        },
-        "ledger rule 6 broken: the idle pool's counters are not exact"
-    );
+    assert_exact_when_idle(&pool, JOBS, 0);
     pool.shutdown();
 }
 
@@ -187,16 +178,7 @@ fn nested_spawn_join_trees_return_every_value() {
     );
     pool.wait_idle();
     ledger.assert_all_ran_once_in_pool();
-    assert_eq!(
-        Counters::of(&pool),
-        Counters {
-            completed: 2 * NODES,
-            panicked: 0,
-            queued: 0,
-            active: 0
-        },
-        "ledger rule 6 broken: the idle pool's counters are not exact"
-    );
+    assert_exact_when_idle(&pool, 2 * NODES, 0);
     pool.shutdown();
 }
 
@@ -278,16 +260,7 @@ fn outside_pushes_cross_block_boundaries() {
     }
     pool.wait_idle();
     ledger.assert_all_ran_once_in_pool();
-    assert_eq!(
-        Counters::of(&pool),
-        Counters {
-            completed: JOBS,
-            panicked: 0,
-            queued: 0,
-            active: 0
-        },
-        "ledger rule 6 broken: the idle pool's counters are not exact"
-    );
+    assert_exact_when_idle(&pool, JOBS, 0);
     pool.shutdown();
 }
 
