@@ -16,7 +16,7 @@
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-use super::{batch, exactly_once, handle, idle, model, pool_pushing, wakeup};
+use super::{batch, exactly_once, handle, idle, model, pool_pushing, wakeup, Mailbox};
 use crate::sync::Arc;
 
 /// `wakeup.rs`: one worker going to sleep while a caller pushes without the
@@ -118,6 +118,49 @@ fn lock_free_push_finishing_after_close_wakes_every_sleeper() {
             ran_at_shutdown,
             usize::from(accepted),
             "ledger rules 1 and 3: an accepted job runs once before shutdown returns, a refused one never"
+        );
+    });
+}
+
+/// A job that owns the last reference to its one-worker pool drops it while
+/// a handle's lock-free push has claimed its slot but not yet written it.
+/// The dropping worker is the only one left to run that job: it must wait
+/// for the write and run the job itself, not sleep until the queue empties
+/// (nobody else would empty it, and the pusher wakes no idle waiter).
+#[test]
+fn drop_from_inside_racing_a_lock_free_push_runs_the_job() {
+    model(3, || {
+        let pool = pool_pushing(1, true);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let handover: Arc<Mailbox<crate::ThreadPool>> = Arc::new(Mailbox::new());
+        let report: Arc<Mailbox<usize>> = Arc::new(Mailbox::new());
+
+        let (job_handover, job_report, job_runs) = (
+            Arc::clone(&handover),
+            Arc::clone(&report),
+            Arc::clone(&runs),
+        );
+        pool.execute(move || {
+            drop(job_handover.take());
+            job_report.put(job_runs.load(Ordering::Relaxed));
+        });
+
+        let handle = pool.handle();
+        let job_runs = Arc::clone(&runs);
+        let caller = thread::spawn(move || {
+            let job = move || {
+                job_runs.fetch_add(1, Ordering::Relaxed);
+            };
+            handle.execute(job).is_ok()
+        });
+        handover.put(pool);
+
+        let ran_at_drop = report.take();
+        let accepted = caller.join().unwrap();
+        assert_eq!(
+            ran_at_drop,
+            usize::from(accepted),
+            "ledger rule 3: drop from inside a job returned before an accepted job had run"
         );
     });
 }

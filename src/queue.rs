@@ -651,6 +651,29 @@ impl Shared {
         }
     }
 
+    /// For a worker shutting down its own pool, after [`close`](Self::close):
+    /// takes a queued job, waiting out one whose submitter claimed its slot
+    /// before the close and has not written it yet; `None` once the queue is
+    /// empty. The caller may be the only worker left awake, and such a
+    /// pusher wakes no idle waiter, so it must not leave the job to others
+    /// (`drop_from_inside_racing_a_lock_free_push_runs_the_job`). The wait is
+    /// short: the pusher needs no lock to finish, and a closed queue admits
+    /// no new claims.
+    pub(crate) fn next_job_after_close(&self, index: usize) -> Option<Job> {
+        loop {
+            let mut state = self.lock();
+            debug_assert!(state.closed, "draining a queue that is still open");
+            match self.take(&mut state, index) {
+                Take::Job(job) => return Some(job),
+                Take::Empty => return None,
+                Take::Pending => {
+                    drop(state);
+                    sync::yield_now();
+                }
+            }
+        }
+    }
+
     /// For a worker joining a slot: sleeps on `work_ready` unless a job is
     /// queued or `ready()` (called with the pool lock held) says the slot has
     /// resolved. See `join.rs` for why this cannot miss the resolution.

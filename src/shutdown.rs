@@ -18,7 +18,10 @@
 //!
 //! **Shutdown from inside the pool.** A job may own the last reference to
 //! its own pool and drop it. That worker cannot join itself, so it instead
-//! helps drain the queue (a 1-worker pool has no one else to do it), joins
+//! helps drain the queue (a 1-worker pool has no one else to do it; a job
+//! whose lock-free submitter claimed its slot before the close is waited
+//! for and run too, since its pusher wakes no one who waits for idleness,
+//! `loom-tests/lock_free.rs`), joins
 //! every *other* worker, and detaches its own thread, which exits as soon as
 //! the job that called shutdown returns (the queue is closed and empty by
 //! then). The ledger holds when the call returns: every other accepted job
@@ -91,14 +94,15 @@ fn finish(
 }
 
 /// On a worker of this pool, runs queued jobs here until the queue is empty
-/// (or `deadline` passes): the caller's own worker is busy running the caller
-/// and cannot. Returns whether the caller is such a worker.
+/// (or `deadline` passes), including those still being written by their
+/// submitters: the caller's own worker is busy running the caller and
+/// cannot. Returns whether the caller is such a worker.
 fn help_drain(shared: &Shared, deadline: Option<Instant>) -> bool {
     let Some(index) = worker::index_in(shared) else {
         return false;
     };
     while deadline.is_none_or(|deadline| Instant::now() < deadline) {
-        match shared.try_next_job(index) {
+        match shared.next_job_after_close(index) {
             Some(job) => shared.run(job),
             None => break,
         }
