@@ -48,11 +48,15 @@
 //!
 //! **Backpressure.** `capacity` bounds the jobs *waiting* in the queue. A
 //! full queue makes `execute` wait on `space_freed`; every pop notifies one
-//! waiting submitter. A woken submitter that leaves without using the space
-//! (it timed out, or the pool closed) passes the notification on, so a slot
-//! never goes unclaimed while another submitter sleeps. A pool's own worker
-//! never waits: its submission is accepted past the capacity, since all
-//! workers blocking on a full queue that only they can drain would deadlock.
+//! waiting submitter. A woken submitter never leaves a freed slot unclaimed
+//! while another sleeps: it checks for room before its deadline, so one that
+//! finds room takes it even if its time is up, and one that finds the pool
+//! closed was (or is about to be) woken with every other by the close's
+//! `notify_all`. So no notification needs passing on (an earlier version
+//! passed it on; mutation testing showed that code could never run). A
+//! pool's own worker never waits: its submission is accepted past the
+//! capacity, since all workers blocking on a full queue that only they can
+//! drain would deadlock.
 //! Proven by `loom-tests/backpressure.rs`.
 //!
 //! **No lost job.** A job leaves the queue only by being popped by a worker,
@@ -355,10 +359,9 @@ impl Shared {
             };
         }
         let mut state = self.lock();
-        let mut woken = false;
         loop {
             if state.closed {
-                return Err(self.refuse(state, woken, SubmitErrorKind::ShutDown, task));
+                return Err((SubmitErrorKind::ShutDown, task));
             }
             if origin.is_some() || self.queued(&state) < self.capacity {
                 break;
@@ -375,12 +378,11 @@ impl Shared {
                     Some(left) => sync::wait_timeout(&self.space_freed, state, left),
                     None => {
                         state.blocked_submitters -= 1;
-                        return Err(self.refuse(state, woken, SubmitErrorKind::TimedOut, task));
+                        return Err((SubmitErrorKind::TimedOut, task));
                     }
                 },
             };
             state.blocked_submitters -= 1;
-            woken = true;
         }
         state.locked.push(into_job(task), origin);
         self.publish_locked_len(&state);
@@ -461,11 +463,9 @@ impl Shared {
         }
         let mut tasks = tasks.peekable();
         let mut state = self.lock();
-        let mut woken = false;
         while tasks.peek().is_some() {
             if state.closed {
-                let rest = tasks.collect();
-                return Err(self.refuse(state, woken, SubmitErrorKind::ShutDown, rest));
+                return Err((SubmitErrorKind::ShutDown, tasks.collect()));
             }
             let room = match origin {
                 Some(_) => usize::MAX,
@@ -475,7 +475,6 @@ impl Shared {
                 state.blocked_submitters += 1;
                 state = sync::wait(&self.space_freed, state);
                 state.blocked_submitters -= 1;
-                woken = true;
                 continue;
             }
             let mut pushed = 0;
@@ -489,24 +488,6 @@ impl Shared {
             self.notify_workers(pushed, state.sleeping_workers);
         }
         Ok(())
-    }
-
-    /// Refuses a submission. A submitter that was woken for a free slot and
-    /// leaves without using it passes the wake-up on to another blocked
-    /// submitter, so the slot is not left unclaimed.
-    fn refuse<T>(
-        &self,
-        state: MutexGuard<'_, State>,
-        woken: bool,
-        kind: SubmitErrorKind,
-        task: T,
-    ) -> (SubmitErrorKind, T) {
-        let pass_on = woken && state.blocked_submitters > 0 && self.queued(&state) < self.capacity;
-        drop(state);
-        if pass_on {
-            self.space_freed.notify_one();
-        }
-        (kind, task)
     }
 
     /// Jobs accepted and not yet taken, inside and outside; the guard proves
