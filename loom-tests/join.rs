@@ -319,3 +319,31 @@ fn helping_joiner_sleeps_until_the_other_worker_finishes_the_child() {
         pool.shutdown();
     });
 }
+
+/// Two workers. The child blocks until a job from outside has run, so when
+/// the other worker steals the child, only the joining worker can run that
+/// job. The job may be queued (under the pool lock) between the joiner's
+/// last look at the queue and its sleep, while no worker sleeps, so its
+/// submitter notifies nobody: the joiner's check before it sleeps must see
+/// the locked queues (`job_ready_synced` in `sleep_while_joining`), or it
+/// sleeps beside a job nobody else can run and the model deadlocks.
+#[test]
+fn helping_joiner_runs_a_job_queued_as_it_goes_to_sleep() {
+    model(3, || {
+        let pool = Builder::new().num_threads(2).build().unwrap();
+        let unblock: Arc<Mailbox<()>> = Arc::new(Mailbox::new());
+        let child_unblock = Arc::clone(&unblock);
+        let parent = pool.spawn(move || {
+            let here = Handle::current().expect("a job runs on a worker");
+            // The pool is open until the main thread has joined the parent.
+            let child = here.spawn(move || child_unblock.take()).unwrap();
+            child.join().is_ok()
+        });
+        pool.execute(move || unblock.put(()));
+        assert!(
+            parent.join().expect("the parent returned normally"),
+            "the child's join failed"
+        );
+        pool.shutdown();
+    });
+}

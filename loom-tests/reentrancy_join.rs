@@ -65,3 +65,52 @@ fn drop_from_inside_waits_for_a_joiner_whose_child_is_done() {
         }
     });
 }
+
+/// Two workers. Job P spawns child C and joins it; C takes the last owner of
+/// the pool and drops it. A handle submits job J meanwhile. When the other
+/// worker steals C, P's worker parks in its join (C cannot finish before
+/// the drop returns), and J's push may wake it without resolving anything:
+/// it must then stop counting as parked, since it goes on to run J, and the
+/// drop must wait for J. A joiner that stayed counted as parked would let
+/// the drop settle with `SomeParkedInJoin` while J runs.
+#[test]
+fn drop_from_inside_waits_for_a_joiner_woken_by_a_push() {
+    model(3, || {
+        let pool = Builder::new().num_threads(2).build().unwrap();
+        let j_runs = Arc::new(AtomicUsize::new(0));
+        let handover: Arc<Mailbox<ThreadPool>> = Arc::new(Mailbox::new());
+        let report: Arc<Mailbox<usize>> = Arc::new(Mailbox::new());
+
+        let (runs, job_handover, job_report) = (
+            Arc::clone(&j_runs),
+            Arc::clone(&handover),
+            Arc::clone(&report),
+        );
+        pool.execute(move || {
+            let here = Handle::current().expect("a job runs on a worker");
+            // The pool is open until C drops it, and C is this job's child.
+            let child = here
+                .spawn(move || {
+                    drop(job_handover.take());
+                    job_report.put(runs.load(Ordering::Relaxed));
+                })
+                .unwrap();
+            let _ = child.join();
+        });
+        let handle = pool.handle();
+        handover.put(pool);
+        let runs = Arc::clone(&j_runs);
+        let accepted = handle
+            .execute(move || {
+                runs.fetch_add(1, Ordering::Relaxed);
+            })
+            .is_ok();
+
+        let j_runs_at_return = report.take();
+        assert_eq!(
+            j_runs_at_return,
+            usize::from(accepted),
+            "ledger rule 3 broken: drop from inside a job returned while an accepted job was still running"
+        );
+    });
+}

@@ -705,6 +705,101 @@ fn shutdown_timeout_from_inside_a_job_is_ok_once_the_others_exit() {
     }
 }
 
+/// `shutdown_timeout` from inside a job whose deadline passes while the
+/// caller is still helping to drain: the jobs it has not reached are still
+/// queued, so the call reports a timeout with them, even though no other
+/// worker is awake (there is none). They are not lost: the caller's worker
+/// runs them once the job that called shutdown returns.
+#[test]
+fn shutdown_timeout_from_inside_that_runs_out_while_draining_reports_the_queue() {
+    let lifecycle = Lifecycle::new();
+    let pool = lifecycle
+        .install(Builder::new().num_threads(1))
+        .build()
+        .unwrap();
+    let runs = run_counters(3);
+    let slot = Arc::new(Mutex::new(Some(pool)));
+    let (report_tx, report_rx) = mpsc::channel();
+    {
+        let guard = slot.lock().unwrap();
+        let pool = guard.as_ref().unwrap();
+        let own_slot = Arc::clone(&slot);
+        let runs_seen = Arc::clone(&runs);
+        pool.execute(move || {
+            let pool = own_slot.lock().unwrap().take().expect("taken once");
+            let result = pool.shutdown_timeout(Duration::from_millis(10));
+            report_tx.send((result, snapshot(&runs_seen))).unwrap();
+        });
+        // The caller runs this one while it drains; it outlasts the deadline
+        // (by a sleep, so the deadline has passed when it returns).
+        let slow = counting_job(&runs, 0);
+        pool.execute(move || {
+            thread::sleep(Duration::from_millis(50));
+            slow();
+        });
+        for id in 1..3 {
+            pool.execute(counting_job(&runs, id));
+        }
+    }
+    let (result, runs_at_return) = report_rx.recv_timeout(HANG).expect("shutdown_timeout hung");
+    assert_eq!(
+        runs_at_return,
+        [1, 0, 0],
+        "the caller drains in order and stops at its deadline"
+    );
+    let err = result.expect_err("two accepted jobs were still queued at the deadline");
+    assert_eq!(
+        (err.queued(), err.running()),
+        (2, 1),
+        "the two jobs not reached, and the caller's own job"
+    );
+    assert_eq!(
+        lifecycle.next_stops(1),
+        [0],
+        "the worker exits after running the rest"
+    );
+    assert_eq!(
+        snapshot(&runs),
+        [1, 1, 1],
+        "ledger rule 1: every accepted job runs"
+    );
+}
+
+/// Shutdown from inside a job joins every other worker: their stop hooks
+/// have returned when it does. The hook is slow, so a shutdown that only
+/// detached the other worker (as it may when that worker is parked in a
+/// join, which it is not here) would return before the hook had finished.
+#[test]
+fn shutdown_from_inside_a_job_returns_after_the_other_workers_stop_hooks() {
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let hook_stopped = Arc::clone(&stopped);
+    let pool = Builder::new()
+        .num_threads(2)
+        .on_thread_stop(move |_| {
+            thread::sleep(Duration::from_millis(50));
+            hook_stopped.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    let slot = Arc::new(Mutex::new(Some(pool)));
+    let (report_tx, report_rx) = mpsc::channel();
+    {
+        let guard = slot.lock().unwrap();
+        let own_slot = Arc::clone(&slot);
+        let stopped = Arc::clone(&stopped);
+        guard.as_ref().unwrap().execute(move || {
+            let pool = own_slot.lock().unwrap().take().expect("taken once");
+            pool.shutdown();
+            report_tx.send(stopped.load(Ordering::SeqCst)).unwrap();
+        });
+    }
+    let stopped_at_return = report_rx.recv_timeout(HANG).expect("shutdown hung");
+    assert_eq!(
+        stopped_at_return, 1,
+        "ledger rule 3: shutdown from inside returned before the other worker had stopped"
+    );
+}
+
 /// A drop from inside a job that runs *nested* in a helping join, while
 /// another worker joins a job suspended beneath it on the same stack.
 ///
