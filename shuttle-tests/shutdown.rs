@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use shuttle::thread;
 
 use super::{check, Ledger, Scheduler};
-use crate::sync::Arc;
+use crate::sync::{self, Arc, Condvar, Mutex};
 use crate::{Builder, Handle, Job, SubmitErrorKind, ThreadPool};
 
 /// Jobs each outside submitter sends; each also has a child id reserved.
@@ -246,5 +246,129 @@ fn drop_racing_submitters_runs_every_accepted_job_pct() {
         Scheduler::Pct { depth: 3 },
         30_000,
         || graceful_end_racing_submitters_runs_every_accepted_job(End::Drop),
+    );
+}
+
+/// A one-slot handover built on the shim's (here shuttle's) lock and
+/// condvar, independent of every wake-up inside the pool.
+struct Handover<T> {
+    slot: Mutex<Option<T>>,
+    filled: Condvar,
+}
+
+impl<T> Handover<T> {
+    fn new() -> Handover<T> {
+        Handover {
+            slot: Mutex::new(None),
+            filled: Condvar::new(),
+        }
+    }
+
+    fn put(&self, value: T) {
+        *sync::lock(&self.slot) = Some(value);
+        self.filled.notify_one();
+    }
+
+    fn take(&self) -> T {
+        let mut slot = sync::lock(&self.slot);
+        loop {
+            if let Some(value) = slot.take() {
+                return value;
+            }
+            slot = sync::wait(&self.filled, slot);
+        }
+    }
+}
+
+/// Jobs each submitter sends in the drop-from-inside scenario: few, so that
+/// a submission is often still under way when the drop closes the queue.
+const SMALL_PER_SUBMITTER: usize = 3;
+
+/// `workers` workers and two outside submitters, each sending
+/// [`SMALL_PER_SUBMITTER`] jobs through a `Handle` and stopping at the first
+/// refusal; meanwhile a job of the pool, handed its last owner, drops it
+/// from inside. When the drop returns, every job accepted so far has run
+/// (none joins the dropping job, so none may be left behind); after joining
+/// the submitters, nothing more ran in the pool, and every job was accepted
+/// and ran exactly once or refused and never ran.
+///
+/// With one worker (as both schedulers run it) the dropping job's own worker
+/// is the only one left: it must run the queue itself, including a job whose
+/// submitter claimed its slot before the close and has not written it yet.
+/// Before `Shared::next_job_after_close` it slept there forever (pct: in
+/// schedule 19; random: in schedules 3 399 and 9 443 of two runs).
+fn drop_from_inside_racing_submitters_runs_every_accepted_job(workers: usize) {
+    let pool = ThreadPool::new(workers);
+    let ledger = Arc::new(Ledger::new(2 * SMALL_PER_SUBMITTER));
+    let handover: Arc<Handover<ThreadPool>> = Arc::new(Handover::new());
+    let report: Arc<Handover<(usize, usize)>> = Arc::new(Handover::new());
+    let (job_ledger, job_handover, job_report) = (
+        Arc::clone(&ledger),
+        Arc::clone(&handover),
+        Arc::clone(&report),
+    );
+    pool.execute(move || {
+        drop(job_handover.take());
+        job_report.put((job_ledger.accepted_count(), job_ledger.runs_in_pool()));
+    });
+    let submitters: Vec<_> = (0..2)
+        .map(|submitter| {
+            let (handle, ledger) = (pool.handle(), Arc::clone(&ledger));
+            thread::spawn(move || {
+                let first = submitter * SMALL_PER_SUBMITTER;
+                let mut open = true;
+                for id in first..first + SMALL_PER_SUBMITTER {
+                    let job_ledger = Arc::clone(&ledger);
+                    if open {
+                        if let Err(refused) = handle.execute(move || job_ledger.record_run(id)) {
+                            assert_eq!(refused.kind(), SubmitErrorKind::ShutDown);
+                            open = false;
+                        }
+                    }
+                    if open {
+                        ledger.accept(id);
+                    } else {
+                        ledger.refuse(id);
+                    }
+                }
+            })
+        })
+        .collect();
+    handover.put(pool);
+
+    let (accepted_at_return, ran_at_return) = report.take();
+    assert!(
+        ran_at_return >= accepted_at_return,
+        "ledger rule 3 broken: {accepted_at_return} jobs were accepted when the drop from inside returned, only {ran_at_return} had run"
+    );
+    for submitter in submitters {
+        submitter.join().unwrap();
+    }
+    assert_eq!(
+        ledger.runs_in_pool(),
+        ran_at_return,
+        "ledger rule 3 broken: a job ran after the drop from inside returned"
+    );
+    assert_eq!(ledger.runs_by_caller(), 0, "nothing is handed back");
+    ledger.assert_balanced();
+}
+
+#[test]
+fn drop_from_inside_racing_submitters_runs_every_accepted_job_random() {
+    check(
+        "drop_from_inside_racing_submitters_runs_every_accepted_job",
+        Scheduler::Random,
+        20_000,
+        || drop_from_inside_racing_submitters_runs_every_accepted_job(1),
+    );
+}
+
+#[test]
+fn drop_from_inside_racing_submitters_runs_every_accepted_job_pct() {
+    check(
+        "drop_from_inside_racing_submitters_runs_every_accepted_job",
+        Scheduler::Pct { depth: 3 },
+        20_000,
+        || drop_from_inside_racing_submitters_runs_every_accepted_job(1),
     );
 }
