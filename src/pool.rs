@@ -370,8 +370,9 @@ impl ThreadPool {
 
     /// Shuts the pool down without running what is still queued: refuses new
     /// jobs, lets running jobs finish, joins the workers, and returns every
-    /// job that never started (in no particular order: jobs submitted from
-    /// outside come before those the pool's own jobs submitted).
+    /// job that never started, in no particular order, except that the jobs
+    /// submitted from outside the pool keep their submission order among
+    /// themselves.
     ///
     /// The returned [`Job`]s are the caller's: [`Job::run`] runs one here;
     /// dropping one discards it (a spawned job's [`JoinHandle`] then resolves
