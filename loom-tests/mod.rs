@@ -27,6 +27,7 @@ mod idle;
 mod injector;
 mod join;
 mod lock_free;
+mod mailbox;
 mod nested_shutdown;
 mod panics;
 mod reentrancy;
@@ -43,7 +44,7 @@ use std::panic;
 use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
 use std::sync::Once;
 
-use crate::sync::{self, Condvar, Mutex};
+use mailbox::Mailbox;
 
 /// Explores every interleaving of `f` with at most `preemption_bound`
 /// preemptions per execution. `LOOM_MAX_PREEMPTIONS` overrides the bound;
@@ -139,42 +140,4 @@ fn pool_pushing(threads: usize, lock_free: bool) -> crate::ThreadPool {
         .push_without_lock(lock_free)
         .build()
         .unwrap()
-}
-
-/// A one-slot mailbox built on loom's `Mutex` and `Condvar`, independent of
-/// every wake-up inside the pool: models use it to hand a value between a
-/// job and a model thread, so that a lost wake-up in the pool shows up as a
-/// loom deadlock rather than being rescued by some other notification.
-struct Mailbox<T> {
-    slot: Mutex<Option<T>>,
-    filled: Condvar,
-}
-
-impl<T> Mailbox<T> {
-    fn new() -> Mailbox<T> {
-        Mailbox {
-            slot: Mutex::new(None),
-            filled: Condvar::new(),
-        }
-    }
-
-    /// Fills the slot and wakes the taker. Each mailbox is filled once.
-    fn put(&self, value: T) {
-        let mut slot = sync::lock(&self.slot);
-        assert!(slot.is_none(), "model bug: mailbox filled twice");
-        *slot = Some(value);
-        drop(slot);
-        self.filled.notify_one();
-    }
-
-    /// Blocks until the slot is filled, then empties it.
-    fn take(&self) -> T {
-        let mut slot = sync::lock(&self.slot);
-        loop {
-            if let Some(value) = slot.take() {
-                return value;
-            }
-            slot = sync::wait(&self.filled, slot);
-        }
-    }
 }

@@ -24,6 +24,9 @@
 //!   on the pool's own synchronization.
 
 mod idle;
+// The loom models' mailbox, written against the shim like these tests.
+#[path = "../loom-tests/mailbox.rs"]
+mod mailbox;
 mod resize;
 mod scope;
 mod shutdown;
@@ -44,6 +47,7 @@ use shuttle::{Config, FailurePersistence, Runner};
 
 use crate::sync::Arc;
 use crate::Handle;
+use mailbox::Mailbox;
 
 /// Which of shuttle's schedulers drives a test.
 #[derive(Clone, Copy, Debug)]

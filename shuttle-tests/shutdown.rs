@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use shuttle::thread;
 
-use super::{check, Ledger, Scheduler};
-use crate::sync::{self, Arc, Condvar, Mutex};
+use super::{check, Ledger, Mailbox, Scheduler};
+use crate::sync::Arc;
 use crate::{Builder, Handle, Job, SubmitErrorKind, ThreadPool};
 
 /// Jobs each outside submitter sends; each also has a child id reserved.
@@ -249,37 +249,6 @@ fn drop_racing_submitters_runs_every_accepted_job_pct() {
     );
 }
 
-/// A one-slot handover built on the shim's (here shuttle's) lock and
-/// condvar, independent of every wake-up inside the pool.
-struct Handover<T> {
-    slot: Mutex<Option<T>>,
-    filled: Condvar,
-}
-
-impl<T> Handover<T> {
-    fn new() -> Handover<T> {
-        Handover {
-            slot: Mutex::new(None),
-            filled: Condvar::new(),
-        }
-    }
-
-    fn put(&self, value: T) {
-        *sync::lock(&self.slot) = Some(value);
-        self.filled.notify_one();
-    }
-
-    fn take(&self) -> T {
-        let mut slot = sync::lock(&self.slot);
-        loop {
-            if let Some(value) = slot.take() {
-                return value;
-            }
-            slot = sync::wait(&self.filled, slot);
-        }
-    }
-}
-
 /// Jobs each submitter sends in the drop-from-inside scenario: few, so that
 /// a submission is often still under way when the drop closes the queue.
 const SMALL_PER_SUBMITTER: usize = 3;
@@ -300,8 +269,8 @@ const SMALL_PER_SUBMITTER: usize = 3;
 fn drop_from_inside_racing_submitters_runs_every_accepted_job(workers: usize) {
     let pool = ThreadPool::new(workers);
     let ledger = Arc::new(Ledger::new(2 * SMALL_PER_SUBMITTER));
-    let handover: Arc<Handover<ThreadPool>> = Arc::new(Handover::new());
-    let report: Arc<Handover<(usize, usize)>> = Arc::new(Handover::new());
+    let handover: Arc<Mailbox<ThreadPool>> = Arc::new(Mailbox::new());
+    let report: Arc<Mailbox<(usize, usize)>> = Arc::new(Mailbox::new());
     let (job_ledger, job_handover, job_report) = (
         Arc::clone(&ledger),
         Arc::clone(&handover),
