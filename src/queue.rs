@@ -213,10 +213,12 @@ pub(crate) struct Shared {
     became_idle: Condvar,
     /// The most jobs that may wait in the queue (`usize::MAX`: unbounded).
     capacity: usize,
-    /// A copy of `State::locked.len`, stored under the lock whenever it
-    /// changes, for workers spinning without the lock (`sleep.rs`; for the
-    /// injector they watch [`Injector::stamp`]). Only a hint: a worker that
-    /// sees it non-zero takes the lock and looks.
+    /// Whether `State::locked.len` is non-zero (1) or zero (0), stored under
+    /// the lock when that changes, for workers spinning without the lock
+    /// (`sleep.rs`; for the injector they watch [`Injector::stamp`]). Only a
+    /// hint: a worker that sees it non-zero takes the lock and looks. Stored
+    /// only when it flips, not on every push and pop, so two busy workers do
+    /// not pass its cache line back and forth.
     locked_hint: AtomicUsize,
     /// The builder's hooks and thread settings, fixed at build time.
     pub(crate) config: Config,
@@ -762,15 +764,19 @@ impl Shared {
         state.idle_waiters > 0 && self.is_idle(state)
     }
 
-    /// Mirrors the length of the locked queues into `locked_hint`; called
-    /// under the lock after every change.
+    /// Mirrors whether the locked queues hold a job into `locked_hint`;
+    /// called under the lock after every change of their length.
     fn publish_locked_len(&self, state: &State) {
         // Nobody reads the hint in a loom model without spinning, and each
-        // loom atomic store is one more scheduling point to explore.
+        // loom atomic access is one more scheduling point to explore.
         if self.config.spins() {
+            let nonempty = usize::from(state.locked.len > 0);
             // Relaxed: a hint for spinners, who re-read the length under the
-            // lock (see `next_job`).
-            self.locked_hint.store(state.locked.len, Ordering::Relaxed);
+            // lock (see `next_job`). Every store is made under the lock, so
+            // this load reads the latest one.
+            if self.locked_hint.load(Ordering::Relaxed) != nonempty {
+                self.locked_hint.store(nonempty, Ordering::Relaxed);
+            }
         }
     }
 

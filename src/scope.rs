@@ -3,14 +3,27 @@
 //! # Protocol
 //!
 //! [`ThreadPool::scope`] creates one [`ScopeData`], shared (by `Arc`) by the
-//! scope and by every job started in it. Its mutex guards:
+//! scope and by every job started in it. It holds:
 //!
 //! | field           | written by                                        | read by                          |
 //! |-----------------|---------------------------------------------------|----------------------------------|
-//! | `pending`       | `+1` when a job is made, `-1` when it is finished | the scope's owner, waiting for 0 |
+//! | `pending` (atomic) | `+1` when a job is made, `-1` when it is finished | the scope's owner, waiting for 0 |
 //! | `panicked`      | a scoped job's unjoined panic                     | the scope's owner, after 0       |
-//! | `owner_blocked` | the owner, before it waits on `all_done`          | the last job, to notify          |
-//! | `helper`        | the owner on a pool worker, before it sleeps      | the last job, to wake it         |
+//! | `owner_blocked` | the owner, before it waits on `all_done`          | the job that takes `pending` to 0, to notify |
+//! | `helper`        | the owner on a pool worker, before it sleeps      | the job that takes `pending` to 0, to wake it |
+//!
+//! All but `pending` sit behind the scope's mutex. `pending` is an atomic
+//! counter, as an `Arc`'s is: a job is made and finished without the lock,
+//! and only the job that takes the count to 0 locks, to wake the owner. (The
+//! count may reach 0 and rise again while the closure still runs; such a
+//! job then finds nobody waiting.) An increment needs no ordering: it is
+//! made by the closure or by a job that still counts, so the count cannot
+//! reach 0 meanwhile. Every decrement is `Release`, and all of them (with
+//! the increments) are read-modify-writes of one atomic, so each heads a
+//! release sequence that runs through every later one: an owner's
+//! `Acquire` load that reads 0 synchronizes with every decrement, and sees
+//! everything every job did. (The job that reaches 0 needs nothing of the
+//! others: it only locks and wakes.)
 //!
 //! **A job counts until it has let go of everything borrowed.** Each job
 //! carries a [`Member`], its share of `pending`, as its *last* field. When a
@@ -30,9 +43,11 @@
 //! it.)
 //!
 //! **Waiting.** The owner runs the closure (catching a panic), then waits for
-//! `pending == 0`: outside the pool it blocks on `all_done`, checking and
-//! setting `owner_blocked` under the lock, so the last job either sees the
-//! flag or decremented before the owner looked. On a worker of the same pool
+//! `pending == 0`: outside the pool it blocks on `all_done`, setting
+//! `owner_blocked` and then reading `pending` under the lock. The last job
+//! decrements, then locks to read the flag. If it locks after the owner, it
+//! sees the flag (the owner's `wait` released the lock as it slept); if
+//! before, its decrement happens before the owner's read, which sees 0. On a worker of the same pool
 //! it helps instead, as a helping join does (`join.rs`): it runs queued jobs
 //! and sleeps only in `Shared::sleep_while_joining`, after registering the
 //! pool in `helper` under both locks (pool, then scope); the last job takes
@@ -60,7 +75,7 @@ use std::panic::{self, AssertUnwindSafe};
 use crate::job::{self, Job, Outcome, Payload, Spawn, Task};
 use crate::join::{JoinError, JoinHandle, Promise};
 use crate::queue::{Shared, WhenFull};
-use crate::sync::{self, Arc, Condvar, Mutex, MutexGuard};
+use crate::sync::{self, Arc, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
 use crate::worker;
 
 /// A scope in which jobs may borrow anything that outlives it; made by
@@ -89,14 +104,14 @@ pub struct ScopedJoinHandle<'scope, T> {
 
 /// The state a scope shares with its jobs. See the module docs.
 pub(crate) struct ScopeData {
+    /// Jobs made in the scope that have not yet let go of what they borrow.
+    pending: AtomicUsize,
     state: Mutex<ScopeState>,
     /// The owner, outside the pool, waits here for `pending == 0`.
     all_done: Condvar,
 }
 
 struct ScopeState {
-    /// Jobs made in the scope that have not yet let go of what they borrow.
-    pending: usize,
     /// A job panicked and nobody joined it.
     panicked: bool,
     /// The owner is waiting on `all_done`.
@@ -108,8 +123,8 @@ struct ScopeState {
 impl ScopeData {
     fn new() -> ScopeData {
         ScopeData {
+            pending: AtomicUsize::new(0),
             state: Mutex::new(ScopeState {
-                pending: 0,
                 panicked: false,
                 owner_blocked: false,
                 helper: None,
@@ -129,12 +144,17 @@ impl ScopeData {
 
     /// The last step of a job: it has let go of everything it borrowed.
     fn job_done(&self) {
-        let mut state = self.lock();
-        debug_assert!(state.pending > 0, "a scoped job finished twice");
-        state.pending -= 1;
-        if state.pending > 0 {
+        // Release: pairs with the owner's `Acquire` load in `is_done`, which
+        // synchronizes with every decrement through their release sequence
+        // (module docs).
+        let before = self.pending.fetch_sub(1, Ordering::Release);
+        debug_assert!(before > 0, "a scoped job finished twice");
+        if before > 1 {
             return;
         }
+        // Locked after the decrement: an owner that read `pending` before it
+        // has set its flag or registered by now (module docs).
+        let mut state = self.lock();
         let blocked = state.owner_blocked;
         let helper = state.helper.take();
         drop(state);
@@ -149,10 +169,20 @@ impl ScopeData {
     }
 
     /// Waits, blocking, until every job of the scope is done.
+    /// Whether every job of the scope has let go of what it borrows.
+    fn is_done(&self) -> bool {
+        // Acquire: pairs with the `Release` decrements in `job_done`.
+        self.pending.load(Ordering::Acquire) == 0
+    }
+
     fn wait_blocking(&self) {
         let mut state = self.lock();
-        while state.pending > 0 {
+        loop {
             state.owner_blocked = true;
+            // Read after the flag is set, under the lock (module docs).
+            if self.is_done() {
+                return;
+            }
             state = sync::wait(&self.all_done, state);
         }
     }
@@ -161,7 +191,7 @@ impl ScopeData {
     /// jobs meanwhile, on `pool`'s worker `index`.
     fn wait_helping(&self, pool: &Arc<Shared>, index: usize) {
         loop {
-            if self.lock().pending == 0 {
+            if self.is_done() {
                 return;
             }
             if let Some(job) = pool.try_next_job(index) {
@@ -176,7 +206,8 @@ impl ScopeData {
     /// sleeping; if not, registers `pool` to be woken by the last job.
     fn done_or_register(&self, pool: &Arc<Shared>) -> bool {
         let mut state = self.lock();
-        if state.pending == 0 {
+        // Read under the scope lock, as in `wait_blocking`.
+        if self.is_done() {
             return true;
         }
         state.helper = Some(Arc::clone(pool));
@@ -191,7 +222,9 @@ struct Member(Arc<ScopeData>);
 
 impl Member {
     fn join(data: &Arc<ScopeData>) -> Member {
-        data.lock().pending += 1;
+        // Relaxed: made by the closure or by a job that still counts, so the
+        // count cannot reach 0 meanwhile (module docs).
+        data.pending.fetch_add(1, Ordering::Relaxed);
         Member(Arc::clone(data))
     }
 
@@ -370,10 +403,10 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.data.lock();
+        let panicked = self.data.lock().panicked;
         f.debug_struct("Scope")
-            .field("pending", &state.pending)
-            .field("panicked", &state.panicked)
+            .field("pending", &self.data.pending.load(Ordering::Relaxed))
+            .field("panicked", &panicked)
             .finish_non_exhaustive()
     }
 }
