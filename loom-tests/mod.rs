@@ -26,6 +26,7 @@ mod handle;
 mod idle;
 mod injector;
 mod join;
+mod local;
 mod lock_free;
 mod mailbox;
 mod nested_shutdown;

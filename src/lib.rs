@@ -55,6 +55,7 @@ mod error;
 mod injector;
 mod job;
 mod join;
+mod local;
 mod pool;
 mod queue;
 mod scope;

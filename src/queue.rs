@@ -3,23 +3,28 @@
 //!
 //! # Protocol
 //!
-//! Pool state lives in one [`State`] behind one mutex, with one exception:
+//! Pool state lives in one [`State`] behind one mutex, with two exceptions:
 //! jobs submitted from outside the pool wait in the [`Injector`]
 //! (`injector.rs`), which an *unbounded* pool's outside submitters push to
-//! without the lock. Everything else (every pop, every push from inside the
-//! pool or into a bounded pool, every counter) happens with the lock held,
-//! so each check-then-act below is atomic. The three condvars only ever wait
-//! on that mutex.
+//! without the lock; and jobs submitted by the pool's own jobs wait in
+//! their worker's own [`Local`] deque (`local.rs`), behind a mutex of its
+//! own, which the owner pushes to, and in an unbounded pool also pops from
+//! while it is counted running, without the pool lock. Everything else
+//! (every other pop, every push into a bounded pool from outside, every
+//! counter) happens with the lock held, so each check-then-act below is
+//! atomic. The three condvars only ever wait on that mutex.
 //!
 //! | event                 | under the lock                                         | then                                         |
 //! |-----------------------|--------------------------------------------------------|----------------------------------------------|
 //! | `submit`, unbounded, from outside | nothing: push to the injector (refused if it is closed) | if `sleepers_for_pushers > 0`: take and drop the lock, `notify_one(work_ready)` (`notify_all` if the pool closed meanwhile) |
-//! | `submit`, otherwise   | refuse if `closed`; if full, refuse or wait (`space_freed`) unless on an own worker; push | `notify_one(work_ready)` if a worker sleeps |
-//! | worker takes a job    | retire if surplus; pop; `running += 1` (a claimed, not yet written outside job counts as nothing to run, but keeps a closed pool's workers from exiting) | `notify_one(space_freed)` if one waits; run the job unlocked |
-//! | worker finds nothing  | exit if `closed` and empty; else, the first time, unlock and spin (`sleep.rs`); then `sleeping_workers += 1` and re-check with read-modify-writes (`Injector::peek_synced`) | `wait(work_ready)`, re-check after waking    |
-//! | job finished          | `running -= 1`; count it completed or panicked (a worker does this in the same critical section as taking its next job) | `notify_all(became_idle)` if idle and awaited |
-//! | `close`               | `closed = true`; close the injector                    | `notify_all` on `work_ready`, `space_freed`  |
-//! | `shutdown_now`        | as `close`; take every queued job (waiting out a claimed one); mark them handed back | as `close`                |
+//! | `submit`, from an own worker | nothing: push to its own deque under that deque's mutex (refused if it is closed) | as the row above |
+//! | `submit`, otherwise   | refuse if `closed`; if full, refuse or wait (`space_freed`); push | `notify_one(work_ready)` if a worker sleeps |
+//! | worker takes its own job, unbounded pool | nothing: if it is counted running and not told to retire (`shrinking`), pop its own deque's newest job; it stays counted running, and counts the job it finished in a private tally | run the job |
+//! | worker takes a job    | record its tally; retire if surplus; pop (own deque, outside, steal); `running += 1` (a claimed, not yet written outside job counts as nothing to run, but keeps a closed pool's workers from exiting) | `notify_one(space_freed)` if one waits; run the job unlocked |
+//! | worker finds nothing  | exit if `closed` and empty; else, the first time, unlock and spin (`sleep.rs`); then `sleeping_workers += 1` and re-check with read-modify-writes (`Injector::peek_synced`) and under each own deque's mutex | `wait(work_ready)`, re-check after waking    |
+//! | job finished          | `running -= 1`; count it completed or panicked (a worker does this in the same critical section as taking its next job, for every job it ran since it last locked) | `notify_all(became_idle)` if idle and awaited |
+//! | `close`               | `closed = true`; close the injector and every own deque | `notify_all` on `work_ready`, `space_freed`  |
+//! | `shutdown_now`        | as `close`; take every queued job (own deques under their mutexes; waiting out a claimed one); mark them handed back | as `close`                |
 //! | `wait_idle`           | return if nothing is queued and `running == 0`         | else `wait(became_idle)`, re-check           |
 //! | resize                | set `target_workers`; reserve new workers              | `notify_all(work_ready)` so surplus sleepers retire |
 //!
@@ -35,7 +40,9 @@
 //! the worker's re-check and the push meet in read-modify-writes of the
 //! same atomics, so one sees the other (`injector.rs`), and a submitter that
 //! sees a sleeper takes the lock before notifying, so the sleeper is already
-//! waiting. A notification that
+//! waiting. A worker pushing to its own deque does the same, the deque's
+//! mutex ordering its push against the sleeper's look (`local.rs`,
+//! `local_push_wakes_a_worker_going_to_sleep`). A notification that
 //! lands on a worker that another notification already woke costs only
 //! parallelism, never a job: every worker drains the queue before it sleeps
 //! again. Once the pool is closed, a worker sleeps only over an outside job
@@ -48,13 +55,16 @@
 //!
 //! **Backpressure.** `capacity` bounds the jobs *waiting* in the queue. A
 //! full queue makes `execute` wait on `space_freed`; every pop notifies one
-//! waiting submitter. A woken submitter never leaves a freed slot unclaimed
-//! while another sleeps: it checks for room before its deadline, so one that
-//! finds room takes it even if its time is up, and one that finds the pool
-//! closed was (or is about to be) woken with every other by the close's
-//! `notify_all`. So no notification needs passing on (an earlier version
-//! passed it on; mutation testing showed that code could never run). A
-//! pool's own worker never waits: its submission is accepted past the
+//! waiting submitter (so a bounded pool's workers never pop without the
+//! lock, which a notification needs;
+//! `own_jobs_of_a_bounded_pool_are_taken_with_the_lock_to_free_room`). A
+//! woken submitter never leaves a freed slot unclaimed while another sleeps:
+//! it checks for room before its deadline, so one that finds room takes it
+//! even if its time is up, and one that finds the pool closed was (or is
+//! about to be) woken with every other by the close's `notify_all`. So no
+//! notification needs passing on (an earlier version passed it on; mutation
+//! testing showed that code could never run). A pool's own worker never
+//! waits: its submission is accepted past the
 //! capacity, since all workers blocking on a full queue that only they can
 //! drain would deadlock.
 //! Proven by `loom-tests/backpressure.rs`.
@@ -63,7 +73,8 @@
 //! which runs it, or by `shutdown_now`, which hands it back; `closed` only
 //! stops new pushes (the injector's closed bit is set in the same critical
 //! section, and a lock-free push either claimed its slot before it or is
-//! refused), and workers exit only when the queue is closed and empty (or
+//! refused; so is a push to an own deque that the close already marked),
+//! and workers exit only when the queue is closed and empty (or
 //! when they are surplus after a shrink, which needs no job of theirs).
 //! Proven by `loom-tests/exactly_once.rs`, `loom-tests/shutdown.rs` and
 //! `loom-tests/injector.rs`.
@@ -72,7 +83,12 @@
 //! (a lock-free push only makes the pool busier, and `wait_idle` racing it
 //! may return before or after it), and a job is counted completed or
 //! panicked in the same critical section that decrements `running`, so a
-//! `wait_idle` that returns sees exact counters. Proven by `loom-tests/idle.rs`.
+//! `wait_idle` that returns sees exact counters. A worker that takes its own
+//! jobs without the lock stays counted running meanwhile, so the pool is not
+//! idle before it locks again, records every job it ran, and finds its
+//! deque empty. Proven by `loom-tests/idle.rs` and
+//! `jobs_run_from_the_own_deque_are_counted_before_the_pool_is_idle`
+//! (`loom-tests/local.rs`).
 
 use std::collections::VecDeque;
 
@@ -80,9 +96,10 @@ use crate::builder::Config;
 use crate::error::SubmitErrorKind;
 use crate::injector::{Injector, Peek, Pop};
 use crate::job::{self, Job, Outcome, Task};
+use crate::local::Local;
 use crate::sleep;
 use crate::sync::{
-    self, AtomicUsize, CachePadded, Condvar, Duration, Instant, Mutex, MutexGuard, Ordering,
+    self, Arc, AtomicUsize, CachePadded, Condvar, Duration, Instant, Mutex, MutexGuard, Ordering,
 };
 use crate::worker;
 
@@ -98,81 +115,49 @@ pub(crate) enum WhenFull {
     WaitUntil(Option<Instant>),
 }
 
-/// The queues guarded by the pool lock: one deque per worker, for the jobs
-/// its own jobs submitted, and, in a pool whose outside submitters take the
-/// lock (a bounded pool), a FIFO for their jobs. (An unbounded pool's outside
-/// jobs wait in the [`Injector`] instead.)
-///
-/// A worker takes, in order: the newest job of its own deque (LIFO: usually
-/// the child it just spawned, so recursive spawn-and-join nests one stack
-/// frame per level and stays cache-warm), then the oldest outside job, then
-/// the oldest job of another worker's deque (stealing the biggest piece of
-/// someone else's work, as in rayon). Which queue a job is in never affects
-/// whether it runs: every job sits in exactly one queue until a worker takes
-/// it or `shutdown_now` hands it back. A retired worker's deque stays where
-/// it is: the other workers steal from it like from any other.
+/// The queue guarded by the pool lock: in a pool whose outside submitters
+/// take the lock (a bounded pool), a FIFO for their jobs. (An unbounded
+/// pool's outside jobs wait in the [`Injector`] instead, and jobs submitted
+/// by the pool's own jobs in their worker's [`Local`] deque.)
 struct Locked {
     /// Jobs submitted from outside a pool that pushes with the lock, oldest
     /// first.
     outside: VecDeque<Job>,
-    /// `deques[i]`: jobs submitted by worker `i`'s jobs, oldest first.
-    deques: Vec<VecDeque<Job>>,
-    /// Jobs in all of the above.
-    len: usize,
 }
 
 impl Locked {
-    /// Queues `job` on worker `origin`'s deque, or outside (`None`).
-    fn push(&mut self, job: Job, origin: Option<usize>) {
-        match origin {
-            Some(index) => {
-                // Deques are made on a worker's first submission, not sized
-                // from the requested thread count (which may be absurd).
-                if index >= self.deques.len() {
-                    self.deques.resize_with(index + 1, VecDeque::new);
-                }
-                self.deques[index].push_back(job);
-            }
-            None => self.outside.push_back(job),
+    fn len(&self) -> usize {
+        self.outside.len()
+    }
+}
+
+/// Takes the oldest job of another worker's deque, starting after
+/// `taker`'s and going round, so thieves spread out.
+fn steal(locals: &[Arc<Local>], taker: usize) -> Option<Job> {
+    let n = locals.len();
+    (1..n)
+        .map(|step| (taker + step) % n)
+        .find_map(|victim| locals[victim].pop_oldest())
+}
+
+/// The jobs a worker has finished since it last recorded them under the
+/// lock, and whether it is counted running (it took a job under the lock
+/// and has not recorded it since). See [`Shared::next_job`].
+#[derive(Default)]
+pub(crate) struct Finished {
+    running: bool,
+    completed: usize,
+    panicked: usize,
+}
+
+impl Finished {
+    /// Counts a job run since the last record.
+    pub(crate) fn add(&mut self, panicked: bool) {
+        if panicked {
+            self.panicked += 1;
+        } else {
+            self.completed += 1;
         }
-        self.len += 1;
-    }
-
-    fn pop_own(&mut self, index: usize) -> Option<Job> {
-        let job = self.deques.get_mut(index)?.pop_back()?;
-        self.len -= 1;
-        Some(job)
-    }
-
-    fn pop_outside(&mut self) -> Option<Job> {
-        let job = self.outside.pop_front()?;
-        self.len -= 1;
-        Some(job)
-    }
-
-    fn steal(&mut self, taker: usize) -> Option<Job> {
-        if self.len == 0 {
-            return None;
-        }
-        // Steal from the deque after the taker's, round the ring, so thieves
-        // spread out. `taker` may have no deque yet.
-        let n = self.deques.len();
-        let job = (1..=n)
-            .map(|step| (taker + step) % n)
-            .filter(|&victim| victim != taker)
-            .find_map(|victim| self.deques[victim].pop_front());
-        debug_assert!(job.is_some(), "len says a job is queued but none was found");
-        self.len -= 1;
-        job
-    }
-
-    fn drain_all(&mut self) -> Vec<Job> {
-        let mut jobs: Vec<Job> = self.outside.drain(..).collect();
-        for deque in &mut self.deques {
-            jobs.extend(deque.drain(..));
-        }
-        self.len = 0;
-        jobs
     }
 }
 
@@ -197,11 +182,10 @@ pub(crate) struct Shared {
     /// (`Config::pushes_without_lock`).
     lock_free: bool,
     /// A copy of `State::sleeping_workers` for submitters that push without
-    /// the lock, kept only in a pool that has them (`lock_free`): changed
-    /// with read-modify-writes under the lock, read by a lock-free submitter
-    /// to decide whether to notify (`injector.rs` has the protocol). Other
-    /// pools skip it, which spares their loom models two atomic steps per
-    /// sleep.
+    /// the pool lock (to the injector, or a worker to its own deque):
+    /// changed with read-modify-writes under the lock, read by such a
+    /// submitter to decide whether to notify (`injector.rs` and `local.rs`
+    /// have the protocol).
     sleepers_for_pushers: CachePadded<AtomicUsize>,
     /// Workers (and helping joiners) wait here for a job, for the queue to
     /// close, for a resize, or for the slot they join to resolve.
@@ -213,22 +197,33 @@ pub(crate) struct Shared {
     became_idle: Condvar,
     /// The most jobs that may wait in the queue (`usize::MAX`: unbounded).
     capacity: usize,
-    /// Whether `State::locked.len` is non-zero (1) or zero (0), stored under
+    /// Whether `State::locked` is non-empty (1) or empty (0), stored under
     /// the lock when that changes, for workers spinning without the lock
     /// (`sleep.rs`; for the injector they watch [`Injector::stamp`]). Only a
     /// hint: a worker that sees it non-zero takes the lock and looks. Stored
     /// only when it flips, not on every push and pop, so two busy workers do
     /// not pass its cache line back and forth.
     locked_hint: AtomicUsize,
+    /// Whether the pool has more live workers than it is set to (1) or not
+    /// (0), stored under the lock when that changes: a worker about to run
+    /// its own next job without the lock first checks that it need not
+    /// retire. Only a hint: a shrink that lands just after the check is
+    /// seen at the worker's next job, as one landing just after its
+    /// critical section would be.
+    shrinking: AtomicUsize,
     /// The builder's hooks and thread settings, fixed at build time.
     pub(crate) config: Config,
 }
 
 /// Everything that changes, guarded by [`Shared::state`].
 struct State {
-    /// Accepted jobs that no worker has taken yet, except those in the
-    /// injector.
+    /// Accepted outside jobs that no worker has taken yet, in a pool whose
+    /// outside submitters take the lock.
     locked: Locked,
+    /// `locals[i]`: worker `i`'s own deque (`local.rs`), made when the
+    /// worker starts and kept after it exits (the others steal what a
+    /// retired worker leaves).
+    locals: Vec<Arc<Local>>,
     /// Jobs taken from the queue whose run (and panic handler) has not ended.
     running: usize,
     /// Set once by `close` or `shutdown_now`; from then on every submission
@@ -290,9 +285,8 @@ impl Shared {
             state: Mutex::new(State {
                 locked: Locked {
                     outside: VecDeque::new(),
-                    deques: Vec::new(),
-                    len: 0,
                 },
+                locals: Vec::new(),
                 running: 0,
                 closed: false,
                 sleeping_workers: 0,
@@ -314,6 +308,7 @@ impl Shared {
             became_idle: Condvar::new(),
             capacity,
             locked_hint: AtomicUsize::new(0),
+            shrinking: AtomicUsize::new(0),
             config,
         }
     }
@@ -349,12 +344,31 @@ impl Shared {
         when_full: WhenFull,
         into_job: impl FnOnce(B) -> Job,
     ) -> Result<(), (SubmitErrorKind, B)> {
-        let origin = worker::index_in(self);
-        if origin.is_none() && self.lock_free {
+        worker::with_own_local(self, move |own| match own {
+            // From one of this pool's workers: onto its own deque, without
+            // the pool lock and past any capacity (a worker never waits).
+            Some(local) => match local.push(task, into_job) {
+                Ok(()) => {
+                    self.wake_after_unlocked_push(1);
+                    Ok(())
+                }
+                Err(task) => Err((SubmitErrorKind::ShutDown, task)),
+            },
+            None => self.submit_from_outside(task, when_full, into_job),
+        })
+    }
+
+    fn submit_from_outside<B>(
+        &self,
+        task: B,
+        when_full: WhenFull,
+        into_job: impl FnOnce(B) -> Job,
+    ) -> Result<(), (SubmitErrorKind, B)> {
+        if self.lock_free {
             // Unbounded, from outside: no room to check, so no lock.
             return match self.injector.push(task, into_job) {
                 Ok(()) => {
-                    self.wake_after_lock_free_push(1);
+                    self.wake_after_unlocked_push(1);
                     Ok(())
                 }
                 Err(task) => Err((SubmitErrorKind::ShutDown, task)),
@@ -365,7 +379,7 @@ impl Shared {
             if state.closed {
                 return Err((SubmitErrorKind::ShutDown, task));
             }
-            if origin.is_some() || self.queued(&state) < self.capacity {
+            if self.queued(&state) < self.capacity {
                 break;
             }
             let deadline = match when_full {
@@ -386,7 +400,7 @@ impl Shared {
             };
             state.blocked_submitters -= 1;
         }
-        state.locked.push(into_job(task), origin);
+        state.locked.outside.push_back(into_job(task));
         self.publish_locked_len(&state);
         let wake = state.sleeping_workers > 0;
         drop(state);
@@ -396,13 +410,14 @@ impl Shared {
         Ok(())
     }
 
-    /// After `pushed` jobs went into the injector without the lock: wakes up
-    /// to that many sleeping workers, if any sleep. See `injector.rs` for why
-    /// a sleeper cannot be missed.
-    fn wake_after_lock_free_push(&self, pushed: usize) {
-        // Relaxed: the pusher's `AcqRel` CAS on the injector's tail already
-        // synchronizes with a worker that registered first (`injector.rs`),
-        // and that registration then happens before this load.
+    /// After `pushed` jobs went into the injector or a worker's own deque
+    /// without the pool lock: wakes up to that many sleeping workers, if any
+    /// sleep. See `injector.rs` and `local.rs` for why a sleeper cannot be
+    /// missed.
+    fn wake_after_unlocked_push(&self, pushed: usize) {
+        // Relaxed: a worker that registered first is already ordered before
+        // this load, by the pusher's `AcqRel` CAS on the injector's tail
+        // (`injector.rs`) or by the local deque's mutex (`local.rs`).
         if pushed == 0 || self.sleepers_for_pushers.load(Ordering::Relaxed) == 0 {
             return;
         }
@@ -443,21 +458,42 @@ impl Shared {
     /// Accepts every task of `tasks`, in order, waiting for room in a
     /// bounded queue as [`submit`](Self::submit) with [`WhenFull::Wait`] does,
     /// but pushing as many as fit under one lock (none, from outside an
-    /// unbounded pool), and waking at most as many sleeping workers as it
-    /// pushed. If the pool closes part-way, the tasks not yet accepted come
-    /// back (the earlier ones are accepted and run).
+    /// unbounded pool; the worker's own deque's, from one of its workers),
+    /// and waking at most as many sleeping workers as it pushed. If the pool
+    /// closes part-way, the tasks not yet accepted come back (the earlier
+    /// ones are accepted and run).
     pub(crate) fn submit_batch<T: Task + 'static>(
         &self,
         tasks: Vec<Box<T>>,
     ) -> Result<(), (SubmitErrorKind, Vec<Box<T>>)> {
-        let origin = worker::index_in(self);
+        worker::with_own_local(self, move |own| match own {
+            Some(local) => {
+                let count = tasks.len();
+                let mut tasks = tasks.into_iter();
+                let pushed = local.push_many(count, || {
+                    Job::from_box(tasks.next().expect("push_many asks for at most `count`"))
+                });
+                self.wake_after_unlocked_push(pushed);
+                if pushed < count {
+                    return Err((SubmitErrorKind::ShutDown, tasks.collect()));
+                }
+                Ok(())
+            }
+            None => self.submit_batch_from_outside(tasks),
+        })
+    }
+
+    fn submit_batch_from_outside<T: Task + 'static>(
+        &self,
+        tasks: Vec<Box<T>>,
+    ) -> Result<(), (SubmitErrorKind, Vec<Box<T>>)> {
         let mut tasks = tasks.into_iter();
-        if origin.is_none() && self.lock_free {
+        if self.lock_free {
             let count = tasks.len();
             let pushed = self.injector.push_many(count, || {
                 Job::from_box(tasks.next().expect("push_many asks for at most `count`"))
             });
-            self.wake_after_lock_free_push(pushed);
+            self.wake_after_unlocked_push(pushed);
             if pushed < count {
                 return Err((SubmitErrorKind::ShutDown, tasks.collect()));
             }
@@ -469,10 +505,7 @@ impl Shared {
             if state.closed {
                 return Err((SubmitErrorKind::ShutDown, tasks.collect()));
             }
-            let room = match origin {
-                Some(_) => usize::MAX,
-                None => self.capacity.saturating_sub(self.queued(&state)),
-            };
+            let room = self.capacity.saturating_sub(self.queued(&state));
             if room == 0 {
                 state.blocked_submitters += 1;
                 state = sync::wait(&self.space_freed, state);
@@ -481,7 +514,7 @@ impl Shared {
             }
             let mut pushed = 0;
             for task in tasks.by_ref().take(room) {
-                state.locked.push(Job::from_box(task), origin);
+                state.locked.outside.push_back(Job::from_box(task));
                 pushed += 1;
             }
             self.publish_locked_len(&state);
@@ -495,22 +528,25 @@ impl Shared {
     /// Jobs accepted and not yet taken, inside and outside; the guard proves
     /// the lock is held.
     fn queued(&self, state: &State) -> usize {
+        let inside: usize = state.locals.iter().map(|local| local.len()).sum();
         if !self.lock_free {
-            return state.locked.len;
+            return state.locked.len() + inside;
         }
         // SAFETY: `state` is borrowed from the guard of `self.state`, so this
         // thread holds the pool lock, which every injector consumer holds.
-        state.locked.len + unsafe { self.injector.len() }
+        state.locked.len() + inside + unsafe { self.injector.len() }
     }
 
     /// Whether a job can be taken now, read so that a worker registered as
     /// sleeping and a lock-free submitter cannot miss each other
     /// (`injector.rs`): if this says no, every job claimed but not yet
     /// written, and every later push, will see the registration and notify.
+    /// The same holds for the workers' own deques (`local.rs`).
     fn job_ready_synced(&self, state: &State) -> bool {
         // SAFETY: as in `queued`.
-        state.locked.len > 0
+        state.locked.len() > 0
             || (self.lock_free && matches!(unsafe { self.injector.peek_synced() }, Peek::Ready))
+            || state.locals.iter().any(|local| local.has_job_synced())
     }
 
     fn is_idle(&self, state: &State) -> bool {
@@ -521,17 +557,40 @@ impl Shared {
     /// running) or this worker should exit (`None`): the queue is closed and
     /// drained, or the pool has more workers than it is set to.
     ///
-    /// `finished` is how the worker's previous job ended (`Some(panicked)`),
-    /// recorded in the same critical section that takes the next job: one
-    /// lock per job instead of two.
+    /// `finished` holds the worker's jobs that ended since it last took the
+    /// lock. While it is counted running and its own deque (`local`) has a
+    /// job, the worker takes that job without the pool lock and stays
+    /// counted running (`local.rs`), in an unbounded pool that is not
+    /// shrinking. (A bounded pool's submitters wait for the pops that free
+    /// room, which need the lock to notify them.) Otherwise it records
+    /// `finished` in the same critical section that takes the next job.
     ///
     /// Finding the queue empty, the worker first spins without the lock
     /// (`sleep.rs`), watching `local_hint` and the injector's stamp, and
     /// only then sleeps.
-    pub(crate) fn next_job(&self, index: usize, finished: Option<bool>) -> Option<Job> {
+    pub(crate) fn next_job(
+        &self,
+        index: usize,
+        local: &Local,
+        finished: &mut Finished,
+    ) -> Option<Job> {
+        // Relaxed: a hint (see `shrinking`).
+        if finished.running
+            && self.capacity == usize::MAX
+            && self.shrinking.load(Ordering::Relaxed) == 0
+        {
+            if let Some(job) = local.pop_newest() {
+                return Some(job);
+            }
+        }
         let mut state = self.lock();
-        if let Some(panicked) = finished {
-            if self.record_finish(&mut state, panicked) {
+        if finished.running {
+            let Finished {
+                completed,
+                panicked,
+                ..
+            } = std::mem::take(finished);
+            if self.record_finish(&mut state, completed, panicked) {
                 // Under the lock, which costs the woken waiter only a short
                 // wait for it, and keeps this one critical section.
                 self.became_idle.notify_all();
@@ -543,13 +602,16 @@ impl Shared {
                 return self.exit_worker(state);
             }
             match self.take(&mut state, index) {
-                Take::Job(job) => return Some(job),
+                Take::Job(job) => {
+                    finished.running = true;
+                    return Some(job);
+                }
                 Take::Empty if state.closed => return self.exit_worker(state),
                 // Pending: a submitter is between claiming its slot and
                 // writing it. Like an empty queue, except that the pool may
                 // not be left: the job is accepted. Its submitter will see
                 // this worker registered below and wake it (every sleeper,
-                // once the pool is closed: `wake_after_lock_free_push`).
+                // once the pool is closed: `wake_after_unlocked_push`).
                 Take::Empty | Take::Pending => {}
             }
             if !spun && self.config.spins() {
@@ -576,15 +638,23 @@ impl Shared {
         }
     }
 
-    /// Takes a job for worker `index` (see [`Locked`] for which) and counts
-    /// it running; frees a slot for a blocked submitter. The notification is
+    /// Takes a job for worker `index` and counts it running: the newest job
+    /// of its own deque (LIFO: usually the child it just spawned, so
+    /// recursive spawn-and-join nests one stack frame per level and stays
+    /// cache-warm), then the oldest outside job, then the oldest job of
+    /// another worker's deque (stealing the biggest piece of someone else's
+    /// work, as in rayon). Which queue a job is in never affects whether it
+    /// runs: every job sits in exactly one queue until a worker takes it or
+    /// `shutdown_now` hands it back. Also frees a slot for a blocked
+    /// submitter; frees a slot for a blocked submitter. The notification is
     /// issued under the lock, which is harmless (the woken submitter blocks
     /// briefly on the mutex) and keeps this a single critical section.
     fn take(&self, state: &mut State, index: usize) -> Take {
         let mut pending = false;
-        let job = state.locked.pop_own(index).or_else(|| {
+        let own = state.locals.get(index).and_then(|local| local.pop_newest());
+        let job = own.or_else(|| {
             if !self.lock_free {
-                return state.locked.pop_outside();
+                return state.locked.outside.pop_front();
             }
             // SAFETY: `state` is borrowed from the guard of `self.state`: this
             // thread holds the pool lock, so it is the only consumer.
@@ -597,7 +667,7 @@ impl Shared {
                 Pop::Empty => None,
             }
         });
-        let Some(job) = job.or_else(|| state.locked.steal(index)) else {
+        let Some(job) = job.or_else(|| steal(&state.locals, index)) else {
             return if pending { Take::Pending } else { Take::Empty };
         };
         self.publish_locked_len(state);
@@ -611,6 +681,7 @@ impl Shared {
     fn exit_worker(&self, mut state: MutexGuard<'_, State>) -> Option<Job> {
         debug_assert!(state.live_workers > 0);
         state.live_workers -= 1;
+        self.publish_shrinking(&state);
         // Not only at zero: a `shutdown_timeout` called from inside a job
         // waits for every worker but its own, i.e. for one left.
         let wake = state.idle_waiters > 0;
@@ -687,21 +758,18 @@ impl Shared {
     /// Counts the caller as sleeping on `work_ready` (the lock is held).
     fn add_sleeper(&self, state: &mut State) {
         state.sleeping_workers += 1;
-        if self.lock_free {
-            // AcqRel: a read-modify-write, sequenced before the caller's
-            // `peek_synced` (`injector.rs`).
-            self.sleepers_for_pushers.fetch_add(1, Ordering::AcqRel);
-        }
+        // AcqRel: a read-modify-write, sequenced before the caller's
+        // `peek_synced` (`injector.rs`) and its look at each local deque
+        // under that deque's mutex (`local.rs`).
+        self.sleepers_for_pushers.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Undoes [`add_sleeper`](Self::add_sleeper) (the lock is held).
     fn remove_sleeper(&self, state: &mut State) {
         state.sleeping_workers -= 1;
-        if self.lock_free {
-            // Relaxed: only the increment takes part in the handshake; a
-            // pusher that reads a stale non-zero count notifies for nothing.
-            self.sleepers_for_pushers.fetch_sub(1, Ordering::Relaxed);
-        }
+        // Relaxed: only the increment takes part in the handshake; a pusher
+        // that reads a stale non-zero count notifies for nothing.
+        self.sleepers_for_pushers.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Wakes workers sleeping in [`sleep_while_joining`](Self::sleep_while_joining)
@@ -744,23 +812,22 @@ impl Shared {
 
     fn finish(&self, panicked: bool) {
         let mut state = self.lock();
-        let wake = self.record_finish(&mut state, panicked);
+        let wake = self.record_finish(&mut state, usize::from(!panicked), usize::from(panicked));
         drop(state);
         if wake {
             self.became_idle.notify_all();
         }
     }
 
-    /// Counts a job as no longer running; returns whether an idle waiter
+    /// Counts one running job as no longer running, and `completed` and
+    /// `panicked` jobs as ended (more than one in all when a worker ran jobs
+    /// of its own deque without the lock); returns whether an idle waiter
     /// must be woken.
-    fn record_finish(&self, state: &mut State, panicked: bool) -> bool {
+    fn record_finish(&self, state: &mut State, completed: usize, panicked: usize) -> bool {
         debug_assert!(state.running > 0, "finishing a job that was not running");
         state.running -= 1;
-        if panicked {
-            state.panicked += 1;
-        } else {
-            state.completed += 1;
-        }
+        state.completed += completed;
+        state.panicked += panicked;
         state.idle_waiters > 0 && self.is_idle(state)
     }
 
@@ -770,7 +837,7 @@ impl Shared {
         // Nobody reads the hint in a loom model without spinning, and each
         // loom atomic access is one more scheduling point to explore.
         if self.config.spins() {
-            let nonempty = usize::from(state.locked.len > 0);
+            let nonempty = usize::from(state.locked.len() > 0);
             // Relaxed: a hint for spinners, who re-read the length under the
             // lock (see `next_job`). Every store is made under the lock, so
             // this load reads the latest one.
@@ -788,6 +855,9 @@ impl Shared {
         if self.lock_free {
             self.injector.close();
         }
+        for local in &state.locals {
+            local.close(false);
+        }
         drop(state);
         self.wake_all_after_close();
     }
@@ -798,8 +868,11 @@ impl Shared {
     pub(crate) fn close_and_take_queue(&self) -> Vec<Job> {
         let mut state = self.lock();
         state.closed = true;
-        let mut jobs = state.locked.drain_all();
+        let mut jobs: Vec<Job> = state.locked.outside.drain(..).collect();
         self.publish_locked_len(&state);
+        for local in &state.locals {
+            jobs.extend(local.close(true));
+        }
         if self.lock_free {
             self.injector.close();
             loop {
@@ -931,6 +1004,7 @@ impl Shared {
         state.live_workers += missing;
         let first = state.next_index;
         state.next_index += missing;
+        self.publish_shrinking(&state);
         let shrinking = state.live_workers > target;
         drop(state);
         if shrinking {
@@ -947,11 +1021,37 @@ impl Shared {
         debug_assert!(state.live_workers >= count);
         state.live_workers -= count;
         state.target_workers = state.live_workers;
+        self.publish_shrinking(&state);
         let wake = state.idle_waiters > 0;
         drop(state);
         if wake {
             self.became_idle.notify_all();
         }
+    }
+
+    /// Mirrors `live_workers > target_workers` into `shrinking`; called
+    /// under the lock after either changes.
+    fn publish_shrinking(&self, state: &State) {
+        let shrinking = usize::from(state.live_workers > state.target_workers);
+        // Relaxed: a hint (see `shrinking`). Every store is made under the
+        // lock, so this load reads the latest one.
+        if self.shrinking.load(Ordering::Relaxed) != shrinking {
+            self.shrinking.store(shrinking, Ordering::Relaxed);
+        }
+    }
+
+    /// Worker `index`'s own deque, made when the worker starts (not when it
+    /// is reserved: the requested thread count may be absurd, and the OS
+    /// refuses a thread long before).
+    pub(crate) fn local(&self, index: usize) -> Arc<Local> {
+        let mut state = self.lock();
+        let closed = state.closed;
+        if index >= state.locals.len() {
+            state
+                .locals
+                .resize_with(index + 1, || Arc::new(Local::new(closed)));
+        }
+        Arc::clone(&state.locals[index])
     }
 
     pub(crate) fn num_threads(&self) -> usize {

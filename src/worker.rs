@@ -3,27 +3,43 @@
 use std::cell::RefCell;
 
 use crate::job;
-use crate::queue::Shared;
+use crate::local::Local;
+use crate::queue::{Finished, Shared};
 use crate::sync::{thread_local, Arc};
 
 thread_local! {
     // loom's `thread_local!` does not accept a `const { }` initialiser.
     #[allow(clippy::missing_const_for_thread_local)]
-    /// Set for the whole life of a worker thread: the pool it serves and its
-    /// index there. Read by `Handle::current`, the re-entrancy checks, and
-    /// submissions (a worker's own jobs go to its local deque).
-    static CURRENT: RefCell<Option<(Arc<Shared>, usize)>> = RefCell::new(None);
+    /// Set for the whole life of a worker thread: the pool it serves, its
+    /// index there and its own deque. Read by `Handle::current`, the
+    /// re-entrancy checks, and submissions (a worker's own jobs go to its
+    /// own deque).
+    static CURRENT: RefCell<Option<Worker>> = RefCell::new(None);
+}
+
+/// What [`CURRENT`] holds on a worker thread.
+struct Worker {
+    pool: Arc<Shared>,
+    index: usize,
+    local: Arc<Local>,
 }
 
 /// The body of worker thread `index`.
 pub(crate) fn run(shared: Arc<Shared>, index: usize) {
-    CURRENT.with(|current| *current.borrow_mut() = Some((Arc::clone(&shared), index)));
+    let local = shared.local(index);
+    CURRENT.with(|current| {
+        *current.borrow_mut() = Some(Worker {
+            pool: Arc::clone(&shared),
+            index,
+            local: Arc::clone(&local),
+        });
+    });
     if let Some(hook) = &shared.config.on_thread_start {
         job::call_guarded(|| hook(index));
     }
-    let mut finished = None;
-    while let Some(job) = shared.next_job(index, finished) {
-        finished = Some(shared.run_only(job));
+    let mut finished = Finished::default();
+    while let Some(job) = shared.next_job(index, &local, &mut finished) {
+        finished.add(shared.run_only(job));
     }
     if let Some(hook) = &shared.config.on_thread_stop {
         job::call_guarded(|| hook(index));
@@ -36,7 +52,12 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
 /// The pool whose worker is running this code, if any.
 pub(crate) fn current_pool() -> Option<Arc<Shared>> {
     CURRENT
-        .try_with(|current| current.borrow().as_ref().map(|(pool, _)| Arc::clone(pool)))
+        .try_with(|current| {
+            current
+                .borrow()
+                .as_ref()
+                .map(|worker| Arc::clone(&worker.pool))
+        })
         .ok()
         .flatten()
 }
@@ -46,11 +67,27 @@ pub(crate) fn current_pool() -> Option<Arc<Shared>> {
 pub(crate) fn index_in(shared: &Shared) -> Option<usize> {
     CURRENT
         .try_with(|current| match current.borrow().as_ref() {
-            Some((pool, index)) if std::ptr::eq(&**pool, shared) => Some(*index),
+            Some(worker) if std::ptr::eq(&*worker.pool, shared) => Some(worker.index),
             _ => None,
         })
         .ok()
         .flatten()
+}
+
+/// Calls `f` with this thread's own deque if it is a worker of the pool that
+/// owns `shared`, else with `None`.
+pub(crate) fn with_own_local<R>(shared: &Shared, f: impl FnOnce(Option<&Local>) -> R) -> R {
+    let mut f = Some(f);
+    let mut call = |own: Option<&Local>| (f.take().expect("called once"))(own);
+    match CURRENT.try_with(|current| match current.borrow().as_ref() {
+        Some(worker) if std::ptr::eq(&*worker.pool, shared) => Some(call(Some(&worker.local))),
+        _ => None,
+    }) {
+        Ok(Some(result)) => result,
+        // Not a worker of this pool, or its thread-locals are being torn
+        // down (then it serves no pool any more).
+        Ok(None) | Err(_) => call(None),
+    }
 }
 
 /// Whether this code runs on a worker of the pool that owns `shared`.

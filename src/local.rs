@@ -1,0 +1,144 @@
+//! A worker's own deque: the jobs that its jobs submit.
+//!
+//! # Protocol
+//!
+//! Each worker owns one [`Local`], behind a mutex of its own rather than the
+//! pool lock. The owner pushes to the back and, while it is counted running,
+//! pops from the back (LIFO: usually the child it just spawned) *without the
+//! pool lock*; other workers steal from the front, and `shutdown_now` drains
+//! it, both with the pool lock held (the lock order is pool, then local; the
+//! owner never takes the pool lock while it holds its local one).
+//!
+//! | event                     | under the local mutex                        | then |
+//! |---------------------------|----------------------------------------------|------|
+//! | owner pushes              | refuse if `closed`; push back; store `len`   | if `sleepers_for_pushers > 0`: wake a sleeper (`Shared::wake_after_unlocked_push`) |
+//! | owner pops (fast path)    | pop back; store `len`                        | run it, still counted running |
+//! | a worker takes (pool lock)| pop back (owner) or front (thief); store `len` | count it running |
+//! | sleeper re-checks (pool lock) | look                                     | sleep if every deque was empty |
+//! | `close` (pool lock)       | `closed = true`; `shutdown_now` also drains  | |
+//!
+//! **No lost wake-up.** A worker about to sleep first counts itself in
+//! `sleepers_for_pushers`, then locks each deque in turn and looks. An owner
+//! pushes under its deque's mutex, unlocks, then reads `sleepers_for_pushers`.
+//! The two critical sections on that deque are ordered by its mutex: if the
+//! sleeper's comes second it sees the job; if first, its unlock happens
+//! before the owner's lock, so the count it raised before is what the owner
+//! reads, and the owner wakes it (taking the pool lock first, which the
+//! sleeper holds until it waits). Proven by
+//! `local_push_wakes_a_worker_going_to_sleep` (`loom-tests/local.rs`).
+//!
+//! **No lost job.** A job leaves a deque only under its mutex: popped by the
+//! owner (which runs it), taken by a worker (which runs it), or drained by
+//! `shutdown_now` (which hands it back). A push after `close` marked the
+//! deque is refused; one before is drained or run. Proven by
+//! `loom-tests/local.rs`.
+//!
+//! **Idleness.** The owner pops without the pool lock only while it is
+//! counted running, so doing so never changes whether the pool is idle: a
+//! deque can hold jobs while its owner is not running only when a thread
+//! hook submitted them, and `len` counts those as queued.
+
+use std::collections::VecDeque;
+
+use crate::job::Job;
+use crate::sync::{self, AtomicUsize, Mutex, Ordering};
+
+/// One worker's deque (see the module docs).
+pub(crate) struct Local {
+    jobs: Mutex<Jobs>,
+    /// The deque's length, stored under its mutex after every change, read
+    /// without it to count the pool's queued jobs.
+    len: AtomicUsize,
+}
+
+struct Jobs {
+    deque: VecDeque<Job>,
+    /// Set by `close` (under the pool lock): every later push is refused.
+    closed: bool,
+}
+
+impl Local {
+    pub(crate) fn new(closed: bool) -> Local {
+        Local {
+            jobs: Mutex::new(Jobs {
+                deque: VecDeque::new(),
+                closed,
+            }),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// Pushes the job `into_job` makes of `task`, unless the deque is closed
+    /// (then `task` comes back). For the owner only.
+    pub(crate) fn push<B>(&self, task: B, into_job: impl FnOnce(B) -> Job) -> Result<(), B> {
+        let mut jobs = sync::lock(&self.jobs);
+        if jobs.closed {
+            return Err(task);
+        }
+        jobs.deque.push_back(into_job(task));
+        self.publish_len(&jobs);
+        Ok(())
+    }
+
+    /// Pushes the jobs `next` gives, up to `count`, unless the deque is
+    /// closed; returns how many were pushed (0 or `count`). For the owner
+    /// only.
+    pub(crate) fn push_many(&self, count: usize, mut next: impl FnMut() -> Job) -> usize {
+        let mut jobs = sync::lock(&self.jobs);
+        if jobs.closed {
+            return 0;
+        }
+        for _ in 0..count {
+            jobs.deque.push_back(next());
+        }
+        self.publish_len(&jobs);
+        count
+    }
+
+    /// The newest job: for the owner.
+    pub(crate) fn pop_newest(&self) -> Option<Job> {
+        let mut jobs = sync::lock(&self.jobs);
+        let job = jobs.deque.pop_back()?;
+        self.publish_len(&jobs);
+        Some(job)
+    }
+
+    /// The oldest job: for a thief.
+    pub(crate) fn pop_oldest(&self) -> Option<Job> {
+        let mut jobs = sync::lock(&self.jobs);
+        let job = jobs.deque.pop_front()?;
+        self.publish_len(&jobs);
+        Some(job)
+    }
+
+    /// Whether a job is queued, read under the mutex: for a worker about to
+    /// sleep (module docs).
+    pub(crate) fn has_job_synced(&self) -> bool {
+        !sync::lock(&self.jobs).deque.is_empty()
+    }
+
+    /// Jobs queued here now; may be stale by the time the caller uses it.
+    pub(crate) fn len(&self) -> usize {
+        // Relaxed: a count, not a publication. The owner reads its own
+        // stores in order; other threads' jobs are counted running or were
+        // pushed by a thread hook, which races any reader anyway.
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Refuses every later push; with `drain`, also takes every job queued.
+    pub(crate) fn close(&self, drain: bool) -> Vec<Job> {
+        let mut jobs = sync::lock(&self.jobs);
+        jobs.closed = true;
+        if !drain {
+            return Vec::new();
+        }
+        let taken = jobs.deque.drain(..).collect();
+        self.publish_len(&jobs);
+        taken
+    }
+
+    fn publish_len(&self, jobs: &Jobs) {
+        // Relaxed: see `len`.
+        self.len.store(jobs.deque.len(), Ordering::Relaxed);
+    }
+}
