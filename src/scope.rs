@@ -461,6 +461,24 @@ pub(crate) fn run<'env, F, R>(pool: &Arc<Shared>, f: F) -> R
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
 {
+    // The scope's state is dropped when `run_and_wait` returns, before any
+    // unwind starts here, so the unwind touches no synchronization object.
+    // (Under loom every model thread runs on one OS thread: a thread switch
+    // inside an unwind would make every lock another model thread released
+    // meanwhile count as poisoned.)
+    match run_and_wait(pool, f) {
+        (Err(payload), _) => panic::resume_unwind(payload),
+        (Ok(_), true) => panic!("a scoped job panicked"),
+        (Ok(value), false) => value,
+    }
+}
+
+/// Runs the closure and waits for every job of the scope; returns the
+/// closure's result (or its panic) and whether a job panicked unjoined.
+fn run_and_wait<'env, F, R>(pool: &Arc<Shared>, f: F) -> (Result<R, Payload>, bool)
+where
+    F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
+{
     let scope = Scope {
         data: Arc::new(ScopeData::new()),
         pool,
@@ -480,11 +498,7 @@ where
         mem::forget(abort);
     }
     let panicked = scope.data.lock().panicked;
-    match result {
-        Err(payload) => panic::resume_unwind(payload),
-        Ok(_) if panicked => panic!("a scoped job panicked"),
-        Ok(value) => value,
-    }
+    (result, panicked)
 }
 
 /// Aborts the process if dropped, which only happens while unwinding.
