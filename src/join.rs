@@ -322,7 +322,7 @@ impl<T> JoinHandle<T> {
                 continue;
             }
             self.pool
-                .sleep_while_joining(|| self.slot.ready_or_register(&self.pool));
+                .sleep_while_joining(index, || self.slot.ready_or_register(&self.pool));
         }
     }
 

@@ -97,14 +97,28 @@ impl Local {
 
     /// The newest job: for the owner.
     pub(crate) fn pop_newest(&self) -> Option<Job> {
+        // The owner reads its own last store of `len`, or a thief's lower
+        // one: 0 means empty, and the mutex need not be taken.
+        if self.len() == 0 {
+            return None;
+        }
         let mut jobs = sync::lock(&self.jobs);
         let job = jobs.deque.pop_back()?;
         self.publish_len(&jobs);
         Some(job)
     }
 
-    /// The oldest job: for a thief.
+    /// The oldest job: for a thief, which holds the pool lock. Skips the
+    /// mutex when `len` reads 0. That read can be stale only for a push
+    /// that does not happen before the thief's critical section, and such a
+    /// push either comes from a running owner (which pops it itself), or
+    /// wakes a sleeper, whose synced look (`has_job_synced`) finds it; once
+    /// the pool is closed, the close marked this deque under its mutex and
+    /// the pool lock, after every push it did not refuse.
     pub(crate) fn pop_oldest(&self) -> Option<Job> {
+        if self.len() == 0 {
+            return None;
+        }
         let mut jobs = sync::lock(&self.jobs);
         let job = jobs.deque.pop_front()?;
         self.publish_len(&jobs);

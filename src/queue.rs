@@ -262,6 +262,8 @@ struct State {
     completed: usize,
     /// Jobs that panicked.
     panicked: usize,
+    /// What `Shared::shrinking` was last set to.
+    shrinking_published: bool,
 }
 
 /// How the other workers stand when a shutdown stops waiting for them.
@@ -299,6 +301,7 @@ impl Shared {
                 next_index: 0,
                 completed: 0,
                 panicked: 0,
+                shrinking_published: false,
             }),
             injector: Injector::new(),
             lock_free: capacity == usize::MAX && config.pushes_without_lock(),
@@ -541,12 +544,18 @@ impl Shared {
     /// sleeping and a lock-free submitter cannot miss each other
     /// (`injector.rs`): if this says no, every job claimed but not yet
     /// written, and every later push, will see the registration and notify.
-    /// The same holds for the workers' own deques (`local.rs`).
-    fn job_ready_synced(&self, state: &State) -> bool {
+    /// The same holds for the other workers' own deques (`local.rs`). The
+    /// caller's own (it is worker `index`) is not looked at: it found it
+    /// empty in `take` under this lock, and only it pushes there.
+    fn job_ready_synced(&self, state: &State, index: usize) -> bool {
         // SAFETY: as in `queued`.
         state.locked.len() > 0
             || (self.lock_free && matches!(unsafe { self.injector.peek_synced() }, Peek::Ready))
-            || state.locals.iter().any(|local| local.has_job_synced())
+            || state
+                .locals
+                .iter()
+                .enumerate()
+                .any(|(owner, local)| owner != index && local.has_job_synced())
     }
 
     fn is_idle(&self, state: &State) -> bool {
@@ -574,9 +583,12 @@ impl Shared {
         local: &Local,
         finished: &mut Finished,
     ) -> Option<Job> {
-        // Relaxed: a hint (see `shrinking`).
+        // `local.len()` first: an empty deque (the common case in a loom
+        // model) then costs one atomic read, not two. Relaxed: `shrinking`
+        // is a hint (see there).
         if finished.running
             && self.capacity == usize::MAX
+            && local.len() > 0
             && self.shrinking.load(Ordering::Relaxed) == 0
         {
             if let Some(job) = local.pop_newest() {
@@ -629,7 +641,7 @@ impl Shared {
             }
             // Registered before the synced check (`injector.rs`).
             self.add_sleeper(&mut state);
-            if self.job_ready_synced(&state) {
+            if self.job_ready_synced(&state, index) {
                 self.remove_sleeper(&mut state);
                 continue;
             }
@@ -681,7 +693,7 @@ impl Shared {
     fn exit_worker(&self, mut state: MutexGuard<'_, State>) -> Option<Job> {
         debug_assert!(state.live_workers > 0);
         state.live_workers -= 1;
-        self.publish_shrinking(&state);
+        self.publish_shrinking(&mut state);
         // Not only at zero: a `shutdown_timeout` called from inside a job
         // waits for every worker but its own, i.e. for one left.
         let wake = state.idle_waiters > 0;
@@ -731,14 +743,14 @@ impl Shared {
     /// For a worker joining a slot: sleeps on `work_ready` unless a job is
     /// queued or `ready()` (called with the pool lock held) says the slot has
     /// resolved. See `join.rs` for why this cannot miss the resolution.
-    pub(crate) fn sleep_while_joining(&self, ready: impl FnOnce() -> bool) {
+    pub(crate) fn sleep_while_joining(&self, index: usize, ready: impl FnOnce() -> bool) {
         let mut state = self.lock();
         if ready() {
             return;
         }
         // Registered before the synced check (`injector.rs`).
         self.add_sleeper(&mut state);
-        if self.job_ready_synced(&state) {
+        if self.job_ready_synced(&state, index) {
             self.remove_sleeper(&mut state);
             return;
         }
@@ -1004,7 +1016,7 @@ impl Shared {
         state.live_workers += missing;
         let first = state.next_index;
         state.next_index += missing;
-        self.publish_shrinking(&state);
+        self.publish_shrinking(&mut state);
         let shrinking = state.live_workers > target;
         drop(state);
         if shrinking {
@@ -1021,7 +1033,7 @@ impl Shared {
         debug_assert!(state.live_workers >= count);
         state.live_workers -= count;
         state.target_workers = state.live_workers;
-        self.publish_shrinking(&state);
+        self.publish_shrinking(&mut state);
         let wake = state.idle_waiters > 0;
         drop(state);
         if wake {
@@ -1030,13 +1042,16 @@ impl Shared {
     }
 
     /// Mirrors `live_workers > target_workers` into `shrinking`; called
-    /// under the lock after either changes.
-    fn publish_shrinking(&self, state: &State) {
-        let shrinking = usize::from(state.live_workers > state.target_workers);
-        // Relaxed: a hint (see `shrinking`). Every store is made under the
-        // lock, so this load reads the latest one.
-        if self.shrinking.load(Ordering::Relaxed) != shrinking {
-            self.shrinking.store(shrinking, Ordering::Relaxed);
+    /// under the lock after either changes. (The copy in `State` spares a
+    /// load of the atomic: each is one more scheduling point in a loom
+    /// model.)
+    fn publish_shrinking(&self, state: &mut State) {
+        let shrinking = state.live_workers > state.target_workers;
+        if state.shrinking_published != shrinking {
+            state.shrinking_published = shrinking;
+            // Relaxed: a hint (see `shrinking`).
+            self.shrinking
+                .store(usize::from(shrinking), Ordering::Relaxed);
         }
     }
 

@@ -198,7 +198,7 @@ impl ScopeData {
                 pool.run(job);
                 continue;
             }
-            pool.sleep_while_joining(|| self.done_or_register(pool));
+            pool.sleep_while_joining(index, || self.done_or_register(pool));
         }
     }
 
