@@ -3,7 +3,9 @@
 //! # Protocol
 //!
 //! Each worker owns one [`Local`], behind a mutex of its own rather than the
-//! pool lock. The owner pushes to the back and, while it is counted running,
+//! pool lock. The pool makes it, under the pool lock, on the worker's first
+//! push (`Shared::local`); a worker that never submits has none, and the
+//! others never look for one. The owner pushes to the back and, while it is counted running,
 //! pops from the back (LIFO: usually the child it just spawned) *without the
 //! pool lock*; other workers steal from the front, and `shutdown_now` drains
 //! it, both with the pool lock held (the lock order is pool, then local; the
@@ -11,6 +13,7 @@
 //!
 //! | event                     | under the local mutex                        | then |
 //! |---------------------------|----------------------------------------------|------|
+//! | owner's first push        | (before it, under the pool lock: make the deque, closed if the pool is, and list it) | push as below |
 //! | owner pushes              | refuse if `closed`; push back; store `len`   | if `sleepers_for_pushers > 0`: wake a sleeper (`Shared::wake_after_unlocked_push`) |
 //! | owner pops (fast path)    | pop back; store `len`                        | run it, still counted running |
 //! | a worker takes (pool lock)| pop back (owner) or front (thief); store `len` | count it running |
@@ -24,8 +27,11 @@
 //! sleeper's comes second it sees the job; if first, its unlock happens
 //! before the owner's lock, so the count it raised before is what the owner
 //! reads, and the owner wakes it (taking the pool lock first, which the
-//! sleeper holds until it waits). Proven by
-//! `local_push_wakes_a_worker_going_to_sleep` (`loom-tests/local.rs`).
+//! sleeper holds until it waits). A deque the sleeper did not look into
+//! was listed after its look, under the pool lock it held while it counted
+//! itself: its owner's first push comes later still, and reads the count.
+//! Proven by `local_push_wakes_a_worker_going_to_sleep`
+//! (`loom-tests/local.rs`), whose push is the owner's first.
 //!
 //! **No lost job.** A job leaves a deque only under its mutex: popped by the
 //! owner (which runs it), taken by a worker (which runs it), or drained by

@@ -132,12 +132,15 @@ impl Locked {
 }
 
 /// Takes the oldest job of another worker's deque, starting after
-/// `taker`'s and going round, so thieves spread out.
-fn steal(locals: &[Arc<Local>], taker: usize) -> Option<Job> {
+/// `taker`'s and going round, so thieves spread out. `taker` may be past
+/// the end of `locals` (its deque is not made yet): then every deque is
+/// another's.
+fn steal(locals: &[Option<Arc<Local>>], taker: usize) -> Option<Job> {
     let n = locals.len();
-    (1..n)
+    (1..=n)
         .map(|step| (taker + step) % n)
-        .find_map(|victim| locals[victim].pop_oldest())
+        .filter(|&victim| victim != taker)
+        .find_map(|victim| locals[victim].as_ref()?.pop_oldest())
 }
 
 /// The jobs a worker has finished since it last recorded them under the
@@ -220,10 +223,11 @@ struct State {
     /// Accepted outside jobs that no worker has taken yet, in a pool whose
     /// outside submitters take the lock.
     locked: Locked,
-    /// `locals[i]`: worker `i`'s own deque (`local.rs`), made when the
-    /// worker starts and kept after it exits (the others steal what a
-    /// retired worker leaves).
-    locals: Vec<Arc<Local>>,
+    /// `locals[i]`: worker `i`'s own deque (`local.rs`), made on the
+    /// worker's first push (`None` until then) and kept after it exits (the
+    /// others steal what a retired worker leaves, and a worker started
+    /// later with the same index takes the deque over).
+    locals: Vec<Option<Arc<Local>>>,
     /// Jobs taken from the queue whose run (and panic handler) has not ended.
     running: usize,
     /// Set once by `close` or `shutdown_now`; from then on every submission
@@ -531,7 +535,7 @@ impl Shared {
     /// Jobs accepted and not yet taken, inside and outside; the guard proves
     /// the lock is held.
     fn queued(&self, state: &State) -> usize {
-        let inside: usize = state.locals.iter().map(|local| local.len()).sum();
+        let inside: usize = state.locals.iter().flatten().map(|local| local.len()).sum();
         if !self.lock_free {
             return state.locked.len() + inside;
         }
@@ -551,11 +555,9 @@ impl Shared {
         // SAFETY: as in `queued`.
         state.locked.len() > 0
             || (self.lock_free && matches!(unsafe { self.injector.peek_synced() }, Peek::Ready))
-            || state
-                .locals
-                .iter()
-                .enumerate()
-                .any(|(owner, local)| owner != index && local.has_job_synced())
+            || state.locals.iter().enumerate().any(|(owner, local)| {
+                owner != index && local.as_ref().is_some_and(|local| local.has_job_synced())
+            })
     }
 
     fn is_idle(&self, state: &State) -> bool {
@@ -580,19 +582,21 @@ impl Shared {
     pub(crate) fn next_job(
         &self,
         index: usize,
-        local: &Local,
+        local: Option<&Local>,
         finished: &mut Finished,
     ) -> Option<Job> {
         // `local.len()` first: an empty deque (the common case in a loom
         // model) then costs one atomic read, not two. Relaxed: `shrinking`
         // is a hint (see there).
-        if finished.running
-            && self.capacity == usize::MAX
-            && local.len() > 0
-            && self.shrinking.load(Ordering::Relaxed) == 0
-        {
-            if let Some(job) = local.pop_newest() {
-                return Some(job);
+        if let Some(local) = local {
+            if finished.running
+                && self.capacity == usize::MAX
+                && local.len() > 0
+                && self.shrinking.load(Ordering::Relaxed) == 0
+            {
+                if let Some(job) = local.pop_newest() {
+                    return Some(job);
+                }
             }
         }
         let mut state = self.lock();
@@ -663,7 +667,10 @@ impl Shared {
     /// briefly on the mutex) and keeps this a single critical section.
     fn take(&self, state: &mut State, index: usize) -> Take {
         let mut pending = false;
-        let own = state.locals.get(index).and_then(|local| local.pop_newest());
+        let own = state
+            .locals
+            .get(index)
+            .and_then(|local| local.as_ref()?.pop_newest());
         let job = own.or_else(|| {
             if !self.lock_free {
                 return state.locked.outside.pop_front();
@@ -867,7 +874,7 @@ impl Shared {
         if self.lock_free {
             self.injector.close();
         }
-        for local in &state.locals {
+        for local in state.locals.iter().flatten() {
             local.close(false);
         }
         drop(state);
@@ -882,7 +889,7 @@ impl Shared {
         state.closed = true;
         let mut jobs: Vec<Job> = state.locked.outside.drain(..).collect();
         self.publish_locked_len(&state);
-        for local in &state.locals {
+        for local in state.locals.iter().flatten() {
             jobs.extend(local.close(true));
         }
         if self.lock_free {
@@ -1055,18 +1062,18 @@ impl Shared {
         }
     }
 
-    /// Worker `index`'s own deque, made when the worker starts (not when it
-    /// is reserved: the requested thread count may be absurd, and the OS
-    /// refuses a thread long before).
+    /// Worker `index`'s own deque, made on the worker's first push (not
+    /// when the worker starts: until a worker pushes, the others need not
+    /// look into its deque before they sleep; nor when it is reserved: the
+    /// requested thread count may be absurd). Made closed if the pool is.
     pub(crate) fn local(&self, index: usize) -> Arc<Local> {
         let mut state = self.lock();
         let closed = state.closed;
         if index >= state.locals.len() {
-            state
-                .locals
-                .resize_with(index + 1, || Arc::new(Local::new(closed)));
+            state.locals.resize_with(index + 1, || None);
         }
-        Arc::clone(&state.locals[index])
+        let local = state.locals[index].get_or_insert_with(|| Arc::new(Local::new(closed)));
+        Arc::clone(local)
     }
 
     pub(crate) fn num_threads(&self) -> usize {

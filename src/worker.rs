@@ -1,6 +1,7 @@
 //! The worker loop and the thread-local record of which pool a thread serves.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
+use std::rc::Rc;
 
 use crate::job;
 use crate::local::Local;
@@ -21,24 +22,28 @@ thread_local! {
 struct Worker {
     pool: Arc<Shared>,
     index: usize,
-    local: Arc<Local>,
+    /// The worker's own deque, got from the pool on its first push
+    /// ([`Shared::local`]): until then, a worker about to sleep has no deque
+    /// of this worker's to look into. Shared with the worker loop, which
+    /// pops from it.
+    local: Rc<OnceCell<Arc<Local>>>,
 }
 
 /// The body of worker thread `index`.
 pub(crate) fn run(shared: Arc<Shared>, index: usize) {
-    let local = shared.local(index);
+    let local = Rc::new(OnceCell::new());
     CURRENT.with(|current| {
         *current.borrow_mut() = Some(Worker {
             pool: Arc::clone(&shared),
             index,
-            local: Arc::clone(&local),
+            local: Rc::clone(&local),
         });
     });
     if let Some(hook) = &shared.config.on_thread_start {
         job::call_guarded(|| hook(index));
     }
     let mut finished = Finished::default();
-    while let Some(job) = shared.next_job(index, &local, &mut finished) {
+    while let Some(job) = shared.next_job(index, local.get().map(|local| &**local), &mut finished) {
         finished.add(shared.run_only(job));
     }
     if let Some(hook) = &shared.config.on_thread_stop {
@@ -75,12 +80,16 @@ pub(crate) fn index_in(shared: &Shared) -> Option<usize> {
 }
 
 /// Calls `f` with this thread's own deque if it is a worker of the pool that
-/// owns `shared`, else with `None`.
+/// owns `shared` (getting the deque from the pool on the worker's first
+/// push), else with `None`.
 pub(crate) fn with_own_local<R>(shared: &Shared, f: impl FnOnce(Option<&Local>) -> R) -> R {
     let mut f = Some(f);
     let mut call = |own: Option<&Local>| (f.take().expect("called once"))(own);
     match CURRENT.try_with(|current| match current.borrow().as_ref() {
-        Some(worker) if std::ptr::eq(&*worker.pool, shared) => Some(call(Some(&worker.local))),
+        Some(worker) if std::ptr::eq(&*worker.pool, shared) => {
+            let local = worker.local.get_or_init(|| shared.local(worker.index));
+            Some(call(Some(local)))
+        }
         _ => None,
     }) {
         Ok(Some(result)) => result,
