@@ -50,6 +50,11 @@ use crate::job::Job;
 use crate::sync::{self, AtomicUsize, Mutex, Ordering};
 
 /// One worker's deque (see the module docs).
+///
+/// Aligned to a cache-line pair, as `sync::CachePadded` is: each worker
+/// locks its own deque for every push and pop, and two deques allocated
+/// side by side would share lines between the workers.
+#[repr(align(128))]
 pub(crate) struct Local {
     jobs: Mutex<Jobs>,
     /// The deque's length, stored under its mutex after every change, read
