@@ -960,6 +960,37 @@ fn handle_current_inside_a_job_submits_to_that_same_pool() {
     assert_eq!(pool_b.completed_count(), 2);
 }
 
+#[test]
+fn a_job_submitting_to_another_pool_runs_its_child_there() {
+    // A job of pool A submits to pool B's handle: the child goes to B, not
+    // to the A worker's own deque (which holds only A's jobs).
+    let pool_a = Builder::new()
+        .num_threads(1)
+        .thread_name(|i| format!("pool-a-{i}"))
+        .build()
+        .unwrap();
+    let pool_b = Builder::new()
+        .num_threads(1)
+        .thread_name(|i| format!("pool-b-{i}"))
+        .build()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let to_b = pool_b.handle();
+    pool_a.execute(move || {
+        to_b.execute(move || tx.send(thread_name()).unwrap())
+            .expect("pool B is open");
+    });
+    pool_a.wait_idle();
+    pool_b.wait_idle();
+    let child = rx.try_recv().expect("the child ran before pool B was idle");
+    assert!(
+        child.as_deref().is_some_and(|c| c.starts_with("pool-b-")),
+        "a child submitted to pool B ran on {child:?}"
+    );
+    assert_eq!(pool_a.completed_count(), 1);
+    assert_eq!(pool_b.completed_count(), 1);
+}
+
 // ---------------------------------------------------------------------------
 // Re-entrancy
 // ---------------------------------------------------------------------------
