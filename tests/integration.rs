@@ -185,6 +185,15 @@ fn thread_name() -> Option<String> {
     thread::current().name().map(str::to_owned)
 }
 
+/// A pool of `threads` workers named `{prefix}-{i}`.
+fn named_pool(threads: usize, prefix: &'static str) -> ThreadPool {
+    Builder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("{prefix}-{i}"))
+        .build()
+        .unwrap()
+}
+
 // ---------------------------------------------------------------------------
 // Building
 // ---------------------------------------------------------------------------
@@ -916,16 +925,8 @@ fn handle_current_is_none_outside_any_pool() {
 
 #[test]
 fn handle_current_inside_a_job_submits_to_that_same_pool() {
-    let pool_a = Builder::new()
-        .num_threads(2)
-        .thread_name(|i| format!("pool-a-{i}"))
-        .build()
-        .unwrap();
-    let pool_b = Builder::new()
-        .num_threads(1)
-        .thread_name(|i| format!("pool-b-{i}"))
-        .build()
-        .unwrap();
+    let pool_a = named_pool(2, "pool-a");
+    let pool_b = named_pool(1, "pool-b");
     let (tx, rx) = mpsc::channel();
     for (pool, tag) in [(&pool_a, "a"), (&pool_b, "b")] {
         let tx = tx.clone();
@@ -964,16 +965,8 @@ fn handle_current_inside_a_job_submits_to_that_same_pool() {
 fn a_job_submitting_to_another_pool_runs_its_child_there() {
     // A job of pool A submits to pool B's handle: the child goes to B, not
     // to the A worker's own deque (which holds only A's jobs).
-    let pool_a = Builder::new()
-        .num_threads(1)
-        .thread_name(|i| format!("pool-a-{i}"))
-        .build()
-        .unwrap();
-    let pool_b = Builder::new()
-        .num_threads(1)
-        .thread_name(|i| format!("pool-b-{i}"))
-        .build()
-        .unwrap();
+    let pool_a = named_pool(1, "pool-a");
+    let pool_b = named_pool(1, "pool-b");
     let (tx, rx) = mpsc::channel();
     let to_b = pool_b.handle();
     pool_a.execute(move || {
