@@ -10,7 +10,7 @@ use crate::queue::{Shared, WhenFull};
 use crate::scope::{self, Scope};
 use crate::shutdown;
 use crate::sync::{self, Arc, Duration, Instant, JoinHandle as Thread, Mutex};
-use crate::worker;
+use crate::worker::{self, Hub};
 
 /// A pool of worker threads running submitted jobs.
 ///
@@ -257,7 +257,7 @@ impl ThreadPool {
     /// ```
     pub fn handle(&self) -> Handle {
         Handle {
-            shared: Arc::clone(&self.shared),
+            hub: Hub::for_pool(&self.shared),
         }
     }
 
@@ -495,9 +495,10 @@ impl Drop for Reservation<'_> {
 /// A handle does not keep its pool running: after the pool is shut down,
 /// every submission returns the job inside a [`SubmitError`] of kind
 /// [`ShutDown`](crate::SubmitErrorKind::ShutDown).
-#[derive(Clone)]
 pub struct Handle {
-    shared: Arc<Shared>,
+    /// The pool, behind the reference count of a worker's hub or of the
+    /// handle's own (see [`Hub`]).
+    hub: Arc<Hub>,
 }
 
 impl Handle {
@@ -514,7 +515,7 @@ impl Handle {
     /// });
     /// ```
     pub fn current() -> Option<Handle> {
-        worker::current_pool().map(|shared| Handle { shared })
+        worker::current_hub().map(|hub| Handle { hub })
     }
 
     /// Submits `job`, waiting for room if the bounded queue is full (never on
@@ -529,7 +530,7 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        HandleRef(&self.shared).execute(job)
+        HandleRef(&self.hub.shared).execute(job)
     }
 
     /// Submits every job of `jobs`, in order, as
@@ -559,7 +560,7 @@ impl Handle {
         I: IntoIterator<Item = F>,
         F: FnOnce() + Send + 'static,
     {
-        HandleRef(&self.shared).execute_batch(jobs)
+        HandleRef(&self.hub.shared).execute_batch(jobs)
     }
 
     /// Submits `job` if the queue has room now.
@@ -588,7 +589,7 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        HandleRef(&self.shared).try_execute(job)
+        HandleRef(&self.hub.shared).try_execute(job)
     }
 
     /// Submits `job`, waiting at most `timeout` for room in a full bounded
@@ -616,7 +617,7 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        HandleRef(&self.shared).execute_timeout(job, timeout)
+        HandleRef(&self.hub.shared).execute_timeout(job, timeout)
     }
 
     /// Submits `job` and returns a [`JoinHandle`] to its result; waits for
@@ -644,7 +645,17 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        HandleRef(&self.shared).spawn(job)
+        HandleRef(&self.hub.shared).spawn(job)
+    }
+}
+
+impl Clone for Handle {
+    /// Another handle on the same pool; made on a worker of that pool, it
+    /// shares that worker's hub (see [`Hub`]).
+    fn clone(&self) -> Handle {
+        Handle {
+            hub: Hub::share(&self.hub),
+        }
     }
 }
 

@@ -984,6 +984,72 @@ fn a_job_submitting_to_another_pool_runs_its_child_there() {
     assert_eq!(pool_b.completed_count(), 1);
 }
 
+#[test]
+fn handles_cloned_on_a_worker_keep_their_own_pool() {
+    // On a worker, `clone` and `handle()` share the worker's hub only when
+    // the handle is for the worker's own pool: a clone of pool B's handle
+    // made on a worker of pool A still submits to B, and a clone of A's
+    // current handle to A.
+    let pool_a = named_pool(1, "pool-a");
+    let pool_b = Arc::new(named_pool(1, "pool-b"));
+    let (tx, rx) = mpsc::channel::<(&str, Option<String>)>();
+    let to_b = pool_b.handle();
+    let b = Arc::clone(&pool_b);
+    pool_a.execute(move || {
+        let report = |which: &'static str| {
+            let tx = tx.clone();
+            move || tx.send((which, thread_name())).unwrap()
+        };
+        to_b.clone().execute(report("clone of B's handle")).unwrap();
+        b.handle()
+            .execute(report("B's handle() made on A"))
+            .unwrap();
+        let current = Handle::current().expect("on a worker of A");
+        current
+            .clone()
+            .execute(report("clone of A's current handle"))
+            .unwrap();
+    });
+    pool_a.wait_idle();
+    pool_b.wait_idle();
+    drop(pool_a);
+    let mut ran: Vec<_> = rx.try_iter().collect();
+    ran.sort();
+    assert_eq!(
+        ran,
+        [
+            ("B's handle() made on A", Some("pool-b-0".to_owned())),
+            ("clone of A's current handle", Some("pool-a-0".to_owned())),
+            ("clone of B's handle", Some("pool-b-0".to_owned())),
+        ]
+    );
+}
+
+#[test]
+fn a_handle_made_on_a_worker_outlives_the_worker() {
+    // The handle (and a clone made off the pool) keeps the pool's state
+    // alive after every worker has exited: submitting then refuses the job
+    // and hands it back.
+    let pool = ThreadPool::new(2);
+    let (tx, rx) = mpsc::channel();
+    pool.execute(move || tx.send(Handle::current().expect("on a worker")).unwrap());
+    let escaped = rx.recv().unwrap();
+    pool.shutdown();
+    let cloned = escaped.clone();
+    drop(escaped);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let job = {
+        let ran = Arc::clone(&ran);
+        move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    let refused = cloned.execute(job).unwrap_err();
+    assert_eq!(refused.kind(), SubmitErrorKind::ShutDown);
+    refused.into_inner()();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "the job came back unrun");
+}
+
 // ---------------------------------------------------------------------------
 // Re-entrancy
 // ---------------------------------------------------------------------------
