@@ -61,6 +61,7 @@ mod queue;
 mod scope;
 mod shutdown;
 mod sleep;
+mod spin_lock;
 mod sync;
 mod worker;
 

@@ -2,16 +2,16 @@
 //!
 //! # Protocol
 //!
-//! Each worker owns one [`Local`], behind a mutex of its own rather than the
-//! pool lock. The pool makes it, under the pool lock, on the worker's first
-//! push (`Shared::local`); a worker that never submits has none, and the
-//! others never look for one. The owner pushes to the back and, while it is counted running,
-//! pops from the back (LIFO: usually the child it just spawned) *without the
-//! pool lock*; other workers steal from the front, and `shutdown_now` drains
+//! Each worker owns one [`Local`], behind a lock of its own (a spin lock,
+//! `spin_lock.rs`) rather than the pool lock. The pool makes it, under the
+//! pool lock, on the worker's first push (`Shared::local`); a worker that
+//! never submits has none, and the others never look for one. The owner
+//! pushes to the back and, while it is counted running, pops from the back
+//! (LIFO: usually the child it just spawned) *without the pool lock*; other workers steal from the front, and `shutdown_now` drains
 //! it, both with the pool lock held (the lock order is pool, then local; the
 //! owner never takes the pool lock while it holds its local one).
 //!
-//! | event                     | under the local mutex                        | then |
+//! | event                     | under the deque's lock                       | then |
 //! |---------------------------|----------------------------------------------|------|
 //! | owner's first push        | (before it, under the pool lock: make the deque, closed if the pool is, and list it) | push as below |
 //! | owner pushes              | refuse if `closed`; push back; store `len`   | if `sleepers_for_pushers > 0`: wake a sleeper (`Shared::wake_after_unlocked_push`) |
@@ -22,8 +22,8 @@
 //!
 //! **No lost wake-up.** A worker about to sleep first counts itself in
 //! `sleepers_for_pushers`, then locks each deque in turn and looks. An owner
-//! pushes under its deque's mutex, unlocks, then reads `sleepers_for_pushers`.
-//! The two critical sections on that deque are ordered by its mutex: if the
+//! pushes under its deque's lock, unlocks, then reads `sleepers_for_pushers`.
+//! The two critical sections on that deque are ordered by its lock: if the
 //! sleeper's comes second it sees the job; if first, its unlock happens
 //! before the owner's lock, so the count it raised before is what the owner
 //! reads, and the owner wakes it (taking the pool lock first, which the
@@ -33,7 +33,7 @@
 //! Proven by `local_push_wakes_a_worker_going_to_sleep`
 //! (`loom-tests/local.rs`), whose push is the owner's first.
 //!
-//! **No lost job.** A job leaves a deque only under its mutex: popped by the
+//! **No lost job.** A job leaves a deque only under its lock: popped by the
 //! owner (which runs it), taken by a worker (which runs it), or drained by
 //! `shutdown_now` (which hands it back). A push after `close` marked the
 //! deque is refused; one before is drained or run. Proven by
@@ -47,7 +47,8 @@
 use std::collections::VecDeque;
 
 use crate::job::Job;
-use crate::sync::{self, AtomicUsize, Mutex, Ordering};
+use crate::spin_lock::SpinLock;
+use crate::sync::{AtomicUsize, Ordering};
 
 /// One worker's deque (see the module docs).
 ///
@@ -56,8 +57,10 @@ use crate::sync::{self, AtomicUsize, Mutex, Ordering};
 /// side by side would share lines between the workers.
 #[repr(align(128))]
 pub(crate) struct Local {
-    jobs: Mutex<Jobs>,
-    /// The deque's length, stored under its mutex after every change, read
+    /// The deque's lock: a spin lock (`spin_lock.rs`), which orders its
+    /// critical sections as a mutex would.
+    jobs: SpinLock<Jobs>,
+    /// The deque's length, stored under its lock after every change, read
     /// without it to count the pool's queued jobs.
     len: AtomicUsize,
 }
@@ -71,7 +74,7 @@ struct Jobs {
 impl Local {
     pub(crate) fn new(closed: bool) -> Local {
         Local {
-            jobs: Mutex::new(Jobs {
+            jobs: SpinLock::new(Jobs {
                 deque: VecDeque::new(),
                 closed,
             }),
@@ -82,64 +85,68 @@ impl Local {
     /// Pushes the job `into_job` makes of `task`, unless the deque is closed
     /// (then `task` comes back). For the owner only.
     pub(crate) fn push<B>(&self, task: B, into_job: impl FnOnce(B) -> Job) -> Result<(), B> {
-        let mut jobs = sync::lock(&self.jobs);
-        if jobs.closed {
-            return Err(task);
-        }
-        jobs.deque.push_back(into_job(task));
-        self.publish_len(&jobs);
-        Ok(())
+        self.jobs.with(|jobs| {
+            if jobs.closed {
+                return Err(task);
+            }
+            jobs.deque.push_back(into_job(task));
+            self.publish_len(jobs);
+            Ok(())
+        })
     }
 
     /// Pushes the jobs `next` gives, up to `count`, unless the deque is
     /// closed; returns how many were pushed (0 or `count`). For the owner
     /// only.
     pub(crate) fn push_many(&self, count: usize, mut next: impl FnMut() -> Job) -> usize {
-        let mut jobs = sync::lock(&self.jobs);
-        if jobs.closed {
-            return 0;
-        }
-        for _ in 0..count {
-            jobs.deque.push_back(next());
-        }
-        self.publish_len(&jobs);
-        count
+        self.jobs.with(|jobs| {
+            if jobs.closed {
+                return 0;
+            }
+            for _ in 0..count {
+                jobs.deque.push_back(next());
+            }
+            self.publish_len(jobs);
+            count
+        })
     }
 
     /// The newest job: for the owner.
     pub(crate) fn pop_newest(&self) -> Option<Job> {
         // The owner reads its own last store of `len`, or a thief's lower
-        // one: 0 means empty, and the mutex need not be taken.
+        // one: 0 means empty, and the lock need not be taken.
         if self.len() == 0 {
             return None;
         }
-        let mut jobs = sync::lock(&self.jobs);
-        let job = jobs.deque.pop_back()?;
-        self.publish_len(&jobs);
-        Some(job)
+        self.jobs.with(|jobs| {
+            let job = jobs.deque.pop_back()?;
+            self.publish_len(jobs);
+            Some(job)
+        })
     }
 
     /// The oldest job: for a thief, which holds the pool lock. Skips the
-    /// mutex when `len` reads 0. That read can be stale only for a push
+    /// lock when `len` reads 0. That read can be stale only for a push
     /// that does not happen before the thief's critical section, and such a
     /// push either comes from a running owner (which pops it itself), or
     /// wakes a sleeper, whose synced look (`has_job_synced`) finds it; once
-    /// the pool is closed, the close marked this deque under its mutex and
+    /// the pool is closed, the close marked this deque under its lock and
     /// the pool lock, after every push it did not refuse.
     pub(crate) fn pop_oldest(&self) -> Option<Job> {
         if self.len() == 0 {
             return None;
         }
-        let mut jobs = sync::lock(&self.jobs);
-        let job = jobs.deque.pop_front()?;
-        self.publish_len(&jobs);
-        Some(job)
+        self.jobs.with(|jobs| {
+            let job = jobs.deque.pop_front()?;
+            self.publish_len(jobs);
+            Some(job)
+        })
     }
 
-    /// Whether a job is queued, read under the mutex: for a worker about to
+    /// Whether a job is queued, read under the lock: for a worker about to
     /// sleep (module docs).
     pub(crate) fn has_job_synced(&self) -> bool {
-        !sync::lock(&self.jobs).deque.is_empty()
+        self.jobs.with(|jobs| !jobs.deque.is_empty())
     }
 
     /// Jobs queued here now; may be stale by the time the caller uses it.
@@ -152,14 +159,15 @@ impl Local {
 
     /// Refuses every later push; with `drain`, also takes every job queued.
     pub(crate) fn close(&self, drain: bool) -> Vec<Job> {
-        let mut jobs = sync::lock(&self.jobs);
-        jobs.closed = true;
-        if !drain {
-            return Vec::new();
-        }
-        let taken = jobs.deque.drain(..).collect();
-        self.publish_len(&jobs);
-        taken
+        self.jobs.with(|jobs| {
+            jobs.closed = true;
+            if !drain {
+                return Vec::new();
+            }
+            let taken = jobs.deque.drain(..).collect();
+            self.publish_len(jobs);
+            taken
+        })
     }
 
     fn publish_len(&self, jobs: &Jobs) {
