@@ -198,6 +198,9 @@ pub(crate) struct Shared {
     /// `wait_idle` callers wait here for "nothing queued, nothing running";
     /// `shutdown_timeout` waits here for the workers to exit.
     became_idle: Condvar,
+    /// Owners of a scope, outside the pool, wait here for its last job
+    /// (`scope.rs`).
+    scope_done: Condvar,
     /// The most jobs that may wait in the queue (`usize::MAX`: unbounded).
     capacity: usize,
     /// Whether `State::locked` is non-empty (1) or empty (0), stored under
@@ -255,6 +258,9 @@ struct State {
     /// Callers blocked in `became_idle.wait`: a finishing job or exiting
     /// worker notifies only when this is non-zero.
     idle_waiters: usize,
+    /// Scope owners blocked in `scope_done.wait`: a scope's last job
+    /// notifies only when this is non-zero.
+    blocked_scope_owners: usize,
     /// Worker threads started (or reserved for starting) that have not
     /// decided to exit.
     live_workers: usize,
@@ -300,6 +306,7 @@ impl Shared {
                 parked_joiners: 0,
                 park_generation: 0,
                 idle_waiters: 0,
+                blocked_scope_owners: 0,
                 live_workers: 0,
                 target_workers: 0,
                 next_index: 0,
@@ -313,6 +320,7 @@ impl Shared {
             work_ready: Condvar::new(),
             space_freed: Condvar::new(),
             became_idle: Condvar::new(),
+            scope_done: Condvar::new(),
             capacity,
             locked_hint: AtomicUsize::new(0),
             shrinking: AtomicUsize::new(0),
@@ -802,6 +810,44 @@ impl Shared {
         unpark_joiners(&mut state);
         drop(state);
         self.work_ready.notify_all();
+    }
+
+    /// For the owner of a scope, outside the pool: blocks until `done`
+    /// (called with the pool lock held) returns `true`. The scope's last job
+    /// calls [`wake_scope_owners`](Self::wake_scope_owners) after its
+    /// decrement, and takes the pool lock to do so: either this check sees
+    /// the decrement, or the owner was waiting before that job could lock,
+    /// and is counted in `blocked_scope_owners` (`scope.rs`).
+    pub(crate) fn wait_for_scope(&self, done: impl Fn() -> bool) {
+        let mut state = self.lock();
+        while !done() {
+            state.blocked_scope_owners += 1;
+            state = sync::wait(&self.scope_done, state);
+            state.blocked_scope_owners -= 1;
+        }
+    }
+
+    /// Called by the job that takes a scope's count of jobs to 0, after the
+    /// decrement: wakes the scope's owner, whether it sleeps while helping
+    /// (`sleep_while_joining`, counted in `parked_joiners`) or blocks outside
+    /// the pool ([`wait_for_scope`](Self::wait_for_scope)). Both check the
+    /// count under the pool lock before they wait, and this takes the lock,
+    /// so the wake cannot fall between a check and its wait. Other parked
+    /// joiners wake too, re-check their own condition and park again.
+    pub(crate) fn wake_scope_owners(&self) {
+        let mut state = self.lock();
+        let joiners = state.parked_joiners > 0;
+        if joiners {
+            unpark_joiners(&mut state);
+        }
+        let owners = state.blocked_scope_owners > 0;
+        drop(state);
+        if joiners {
+            self.work_ready.notify_all();
+        }
+        if owners {
+            self.scope_done.notify_all();
+        }
     }
 
     /// Runs a job taken with [`next_job`](Self::next_job) or

@@ -2,28 +2,26 @@
 //!
 //! # Protocol
 //!
-//! [`ThreadPool::scope`] creates one [`ScopeData`], shared (by `Arc`) by the
-//! scope and by every job started in it. It holds:
+//! [`ThreadPool::scope`] creates one [`ScopeData`], owned by the scope (and
+//! shared, by `Arc`, with the result slots of its `spawn`s). It holds:
 //!
-//! | field           | written by                                        | read by                          |
-//! |-----------------|---------------------------------------------------|----------------------------------|
+//! | field              | written by                                        | read by                          |
+//! |--------------------|---------------------------------------------------|----------------------------------|
 //! | `pending` (atomic) | `+1` when a job is made, `-1` when it is finished | the scope's owner, waiting for 0 |
-//! | `panicked`      | a scoped job's unjoined panic                     | the scope's owner, after 0       |
-//! | `owner_blocked` | the owner, before it waits on `all_done`          | the job that takes `pending` to 0, to notify |
-//! | `helper`        | the owner on a pool worker, before it sleeps      | the job that takes `pending` to 0, to wake it |
+//! | `panicked` (mutex) | a scoped job's unjoined panic                     | the scope's owner, after 0       |
 //!
-//! All but `pending` sit behind the scope's mutex. `pending` is an atomic
-//! counter, as an `Arc`'s is: a job is made and finished without the lock,
-//! and only the job that takes the count to 0 locks, to wake the owner. (The
-//! count may reach 0 and rise again while the closure still runs; such a
-//! job then finds nobody waiting.) An increment needs no ordering: it is
+//! `pending` is an atomic counter, as an `Arc`'s is: a job is made and
+//! finished without a lock, and only the job that takes the count to 0
+//! locks, the *pool's* lock, to wake the owner. (The count may reach 0 and
+//! rise again while the closure still runs; such a job then wakes nobody,
+//! or wakes a joiner for nothing.) An increment needs no ordering: it is
 //! made by the closure or by a job that still counts, so the count cannot
 //! reach 0 meanwhile. Every decrement is `Release`, and all of them (with
 //! the increments) are read-modify-writes of one atomic, so each heads a
 //! release sequence that runs through every later one: an owner's
 //! `Acquire` load that reads 0 synchronizes with every decrement, and sees
 //! everything every job did. (The job that reaches 0 needs nothing of the
-//! others: it only locks and wakes.)
+//! others: it only wakes.)
 //!
 //! **A job counts until it has let go of everything borrowed.** Each job
 //! carries a [`Member`], its share of `pending`, as its *last* field. When a
@@ -34,25 +32,33 @@
 //! drops its closure before its `Member`. So when `pending` reaches 0, no job
 //! of the scope touches borrowed data again.
 //!
-//! **The scope's state outlives the final decrement.** The last job notifies
-//! the owner *after* unlocking, and the owner may then see `pending == 0`
-//! and return at once. The notification is still safe because the `Member`
-//! owns an `Arc<ScopeData>` until it has notified: the mutex and condvar
-//! are never on the owner's stack. (`std::thread::scope` once kept this
-//! state behind a reference and unparked a freed thread handle; Miri found
-//! it.)
+//! **Lifetimes.** A job's [`Member`] reaches the scope's state and the
+//! pool by pointer, not by `Arc` (an `Arc` cloned and dropped per job
+//! bounced its count between the workers). Its decrement of `pending` is
+//! its last use of the scope's state: until then its share keeps `pending`
+//! above 0, and the owner lets the state go only after reading 0. The job
+//! that takes the count to 0 then wakes the owner through the pool alone,
+//! never through the scope's state, which may be gone by then (the owner
+//! may have read 0 and returned). (`std::thread::scope` once woke its owner
+//! through state the owner had already freed; Miri found it.) The pool
+//! outlives the wake: a scoped job is run, and its member dropped, only on
+//! a worker of the scope's pool (a plain one, or one helping in a join or a
+//! scope), and a worker holds an `Arc` of the pool until it exits. (A job
+//! is never dropped unrun: see below. If it were, it would be on the thread
+//! that submitted it, while the scope still borrows the pool.)
 //!
 //! **Waiting.** The owner runs the closure (catching a panic), then waits for
-//! `pending == 0`: outside the pool it blocks on `all_done`, setting
-//! `owner_blocked` and then reading `pending` under the lock. The last job
-//! decrements, then locks to read the flag. If it locks after the owner, it
-//! sees the flag (the owner's `wait` released the lock as it slept); if
-//! before, its decrement happens before the owner's read, which sees 0. On a worker of the same pool
-//! it helps instead, as a helping join does (`join.rs`): it runs queued jobs
-//! and sleeps only in `Shared::sleep_while_joining`, after registering the
-//! pool in `helper` under both locks (pool, then scope); the last job takes
-//! `helper` and wakes the pool's joiners. So nested scopes on a one-worker
-//! pool finish.
+//! `pending == 0`. Outside the pool it blocks on the pool's `scope_done`
+//! condvar (`Shared::wait_for_scope`), counted in `blocked_scope_owners`,
+//! after reading `pending` under the pool lock; on a worker of the same
+//! pool it helps instead, as a helping join does (`join.rs`): it runs
+//! queued jobs and sleeps only in `Shared::sleep_while_joining`, counted in
+//! `parked_joiners`, after reading `pending` under the pool lock. The last
+//! job decrements, then takes the pool lock to wake both kinds of waiter
+//! (`Shared::wake_scope_owners`). If it locks after the owner, the owner
+//! is asleep and counted; if before, its decrement happens before the
+//! owner's read, which sees 0. So nested scopes on a one-worker pool
+//! finish.
 //!
 //! **Panics.** A scoped `execute` that panics, or a scoped `spawn` whose
 //! panic is still in its slot when the slot is dropped (nobody joined it),
@@ -71,11 +77,12 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
+use std::ptr::NonNull;
 
 use crate::job::{self, Job, Outcome, Payload, Spawn, Task};
 use crate::join::{JoinError, JoinHandle, Promise};
 use crate::queue::{Shared, WhenFull};
-use crate::sync::{self, Arc, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
+use crate::sync::{self, Arc, AtomicUsize, Mutex, Ordering};
 use crate::worker;
 
 /// A scope in which jobs may borrow anything that outlives it; made by
@@ -106,90 +113,36 @@ pub struct ScopedJoinHandle<'scope, T> {
 pub(crate) struct ScopeData {
     /// Jobs made in the scope that have not yet let go of what they borrow.
     pending: AtomicUsize,
-    state: Mutex<ScopeState>,
-    /// The owner, outside the pool, waits here for `pending == 0`.
-    all_done: Condvar,
-}
-
-struct ScopeState {
     /// A job panicked and nobody joined it.
-    panicked: bool,
-    /// The owner is waiting on `all_done`.
-    owner_blocked: bool,
-    /// The pool whose worker owns the scope and sleeps while helping.
-    helper: Option<Arc<Shared>>,
+    panicked: Mutex<bool>,
 }
 
 impl ScopeData {
     fn new() -> ScopeData {
         ScopeData {
             pending: AtomicUsize::new(0),
-            state: Mutex::new(ScopeState {
-                panicked: false,
-                owner_blocked: false,
-                helper: None,
-            }),
-            all_done: Condvar::new(),
+            panicked: Mutex::new(false),
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, ScopeState> {
-        sync::lock(&self.state)
     }
 
     /// Records that a job's panic will never be joined.
     pub(crate) fn report_unjoined_panic(&self) {
-        self.lock().panicked = true;
+        *sync::lock(&self.panicked) = true;
     }
 
-    /// The last step of a job: it has let go of everything it borrowed.
-    fn job_done(&self) {
-        // Release: pairs with the owner's `Acquire` load in `is_done`, which
-        // synchronizes with every decrement through their release sequence
-        // (module docs).
-        let before = self.pending.fetch_sub(1, Ordering::Release);
-        debug_assert!(before > 0, "a scoped job finished twice");
-        if before > 1 {
-            return;
-        }
-        // Locked after the decrement: an owner that read `pending` before it
-        // has set its flag or registered by now (module docs).
-        let mut state = self.lock();
-        let blocked = state.owner_blocked;
-        let helper = state.helper.take();
-        drop(state);
-        // `self` is kept alive by the caller's `Member`, whatever the owner
-        // does once it sees `pending == 0`.
-        if blocked {
-            self.all_done.notify_all();
-        }
-        if let Some(pool) = helper {
-            pool.wake_helping_joiners();
-        }
+    fn panicked(&self) -> bool {
+        *sync::lock(&self.panicked)
     }
 
-    /// Waits, blocking, until every job of the scope is done.
     /// Whether every job of the scope has let go of what it borrows.
     fn is_done(&self) -> bool {
-        // Acquire: pairs with the `Release` decrements in `job_done`.
+        // Acquire: pairs with the `Release` decrements in `Member::drop`.
         self.pending.load(Ordering::Acquire) == 0
-    }
-
-    fn wait_blocking(&self) {
-        let mut state = self.lock();
-        loop {
-            state.owner_blocked = true;
-            // Read after the flag is set, under the lock (module docs).
-            if self.is_done() {
-                return;
-            }
-            state = sync::wait(&self.all_done, state);
-        }
     }
 
     /// Waits until every job of the scope is done, running `pool`'s queued
     /// jobs meanwhile, on `pool`'s worker `index`.
-    fn wait_helping(&self, pool: &Arc<Shared>, index: usize) {
+    fn wait_helping(&self, pool: &Shared, index: usize) {
         loop {
             if self.is_done() {
                 return;
@@ -198,46 +151,72 @@ impl ScopeData {
                 pool.run(job);
                 continue;
             }
-            pool.sleep_while_joining(index, || self.done_or_register(pool));
+            // Checked under the pool lock, which the last job takes to wake
+            // parked joiners (module docs).
+            pool.sleep_while_joining(index, || self.is_done());
         }
-    }
-
-    /// For a helping owner, called with the pool lock held: whether to stop
-    /// sleeping; if not, registers `pool` to be woken by the last job.
-    fn done_or_register(&self, pool: &Arc<Shared>) -> bool {
-        let mut state = self.lock();
-        // Read under the scope lock, as in `wait_blocking`.
-        if self.is_done() {
-            return true;
-        }
-        state.helper = Some(Arc::clone(pool));
-        false
     }
 }
 
 /// A scoped job's share of its scope's `pending` count, given back when
 /// dropped. Always the last field of a scoped job, so it is dropped after
 /// everything the job borrows.
-struct Member(Arc<ScopeData>);
+///
+/// It reaches its scope's state and its pool by pointer, not by `Arc`:
+/// cloning and dropping an `Arc` for every job would bounce one shared
+/// count between the workers, twice per job. Why both stay alive for as
+/// long as the member uses them is in the module docs ("Lifetimes").
+struct Member {
+    data: NonNull<ScopeData>,
+    pool: NonNull<Shared>,
+}
+
+// SAFETY: a `Member` only reads through its pointers, to a `ScopeData` and
+// a `Shared`, which are `Sync`, and both stay alive while it uses them on
+// whatever thread drops it (module docs, "Lifetimes"); sending it is sending
+// two shared references.
+unsafe impl Send for Member {}
 
 impl Member {
-    fn join(data: &Arc<ScopeData>) -> Member {
+    fn join(data: &ScopeData, pool: &Shared) -> Member {
         // Relaxed: made by the closure or by a job that still counts, so the
         // count cannot reach 0 meanwhile (module docs).
         data.pending.fetch_add(1, Ordering::Relaxed);
-        Member(Arc::clone(data))
+        Member {
+            data: NonNull::from(data),
+            pool: NonNull::from(pool),
+        }
+    }
+
+    fn data(&self) -> &ScopeData {
+        // SAFETY: the owner lets the scope's state go only once `pending`
+        // reads 0, and this member's share stays in `pending` until `drop`
+        // takes it out, as its last use of the state (module docs).
+        unsafe { self.data.as_ref() }
     }
 
     /// Tells the scope about a panic nobody will join, and drops its payload.
     fn report_panic(&self, payload: Payload) {
-        self.0.report_unjoined_panic();
+        self.data().report_unjoined_panic();
         job::drop_guarded(payload);
     }
 }
 
 impl Drop for Member {
+    /// The last step of a job: it has let go of everything it borrowed.
     fn drop(&mut self) {
-        self.0.job_done();
+        // Release: pairs with the owner's `Acquire` load in `is_done`, which
+        // synchronizes with every decrement through their release sequence
+        // (module docs).
+        let before = self.data().pending.fetch_sub(1, Ordering::Release);
+        debug_assert!(before > 0, "a scoped job finished twice");
+        if before == 1 {
+            // From here on the scope's state may be gone (its owner may have
+            // read 0 and returned); only the pool is touched.
+            // SAFETY: this runs on a worker of the pool, which holds an `Arc`
+            // of it until it exits (module docs, "Lifetimes").
+            unsafe { self.pool.as_ref() }.wake_scope_owners();
+        }
     }
 }
 
@@ -334,7 +313,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     where
         F: FnOnce() + Send + 'scope,
     {
-        let member = Member::join(&self.data);
+        let member = Member::join(&self.data, self.pool);
         self.submit(ScopedExecute { f: job, member });
     }
 
@@ -362,7 +341,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let member = Member::join(&self.data);
+        let member = Member::join(&self.data, self.pool);
         let (promise, handle) = Promise::new_scoped(self.pool, Arc::clone(&self.data));
         self.submit(ScopedSpawn {
             spawn: Spawn { f: job, promise },
@@ -403,7 +382,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let panicked = self.data.lock().panicked;
+        let panicked = self.data.panicked();
         f.debug_struct("Scope")
             .field("pending", &self.data.pending.load(Ordering::Relaxed))
             .field("panicked", &panicked)
@@ -493,11 +472,11 @@ where
         let abort = AbortOnUnwind;
         match worker::index_in(pool) {
             Some(index) => scope.data.wait_helping(pool, index),
-            None => scope.data.wait_blocking(),
+            None => pool.wait_for_scope(|| scope.data.is_done()),
         }
         mem::forget(abort);
     }
-    let panicked = scope.data.lock().panicked;
+    let panicked = scope.data.panicked();
     (result, panicked)
 }
 
