@@ -7,24 +7,24 @@
 //! jobs submitted from outside the pool wait in the [`Injector`]
 //! (`injector.rs`), which an *unbounded* pool's outside submitters push to
 //! without the lock; and jobs submitted by the pool's own jobs wait in
-//! their worker's own [`Local`] deque (`local.rs`), behind a mutex of its
+//! their worker's own [`Local`] deque (`local.rs`), behind a lock of its
 //! own, which the owner pushes to, and in an unbounded pool also pops from
 //! while it is counted running, without the pool lock. Everything else
 //! (every other pop, every push into a bounded pool from outside, every
 //! counter) happens with the lock held, so each check-then-act below is
-//! atomic. The three condvars only ever wait on that mutex.
+//! atomic. The four condvars only ever wait on that mutex.
 //!
 //! | event                 | under the lock                                         | then                                         |
 //! |-----------------------|--------------------------------------------------------|----------------------------------------------|
 //! | `submit`, unbounded, from outside | nothing: push to the injector (refused if it is closed) | if `sleepers_for_pushers > 0`: take and drop the lock, `notify_one(work_ready)` (`notify_all` if the pool closed meanwhile) |
-//! | `submit`, from an own worker | nothing: push to its own deque under that deque's mutex (refused if it is closed) | as the row above |
+//! | `submit`, from an own worker | nothing: push to its own deque under that deque's lock (refused if it is closed) | as the row above |
 //! | `submit`, otherwise   | refuse if `closed`; if full, refuse or wait (`space_freed`); push | `notify_one(work_ready)` if a worker sleeps |
 //! | worker takes its own job, unbounded pool | nothing: if it is counted running and not told to retire (`shrinking`), pop its own deque's newest job; it stays counted running, and counts the job it finished in a private tally | run the job |
 //! | worker takes a job    | record its tally; retire if surplus; pop (own deque, outside, steal); `running += 1` (a claimed, not yet written outside job counts as nothing to run, but keeps a closed pool's workers from exiting) | `notify_one(space_freed)` if one waits; run the job unlocked |
-//! | worker finds nothing  | exit if `closed` and empty; else, the first time, unlock and spin (`sleep.rs`); then `sleeping_workers += 1` and re-check with read-modify-writes (`Injector::peek_synced`) and under each own deque's mutex | `wait(work_ready)`, re-check after waking    |
+//! | worker finds nothing  | exit if `closed` and empty; else, the first time, unlock and spin (`sleep.rs`); then `sleeping_workers += 1` and re-check with read-modify-writes (`Injector::peek_synced`) and under each own deque's lock | `wait(work_ready)`, re-check after waking    |
 //! | job finished          | `running -= 1`; count it completed or panicked (a worker does this in the same critical section as taking its next job, for every job it ran since it last locked) | `notify_all(became_idle)` if idle and awaited |
 //! | `close`               | `closed = true`; close the injector and every own deque | `notify_all` on `work_ready`, `space_freed`  |
-//! | `shutdown_now`        | as `close`; take every queued job (own deques under their mutexes; waiting out a claimed one); mark them handed back | as `close`                |
+//! | `shutdown_now`        | as `close`; take every queued job (own deques under their locks; waiting out a claimed one); mark them handed back | as `close`                |
 //! | `wait_idle`           | return if nothing is queued and `running == 0`         | else `wait(became_idle)`, re-check           |
 //! | resize                | set `target_workers`; reserve new workers              | `notify_all(work_ready)` so surplus sleepers retire |
 //!
@@ -41,7 +41,7 @@
 //! same atomics, so one sees the other (`injector.rs`), and a submitter that
 //! sees a sleeper takes the lock before notifying, so the sleeper is already
 //! waiting. A worker pushing to its own deque does the same, the deque's
-//! mutex ordering its push against the sleeper's look (`local.rs`,
+//! lock ordering its push against the sleeper's look (`local.rs`,
 //! `local_push_wakes_a_worker_going_to_sleep`). A notification that
 //! lands on a worker that another notification already woke costs only
 //! parallelism, never a job: every worker drains the queue before it sleeps
@@ -432,7 +432,7 @@ impl Shared {
     fn wake_after_unlocked_push(&self, pushed: usize) {
         // Relaxed: a worker that registered first is already ordered before
         // this load, by the pusher's `AcqRel` CAS on the injector's tail
-        // (`injector.rs`) or by the local deque's mutex (`local.rs`).
+        // (`injector.rs`) or by the local deque's lock (`local.rs`).
         if pushed == 0 || self.sleepers_for_pushers.load(Ordering::Relaxed) == 0 {
             return;
         }
@@ -787,7 +787,7 @@ impl Shared {
         state.sleeping_workers += 1;
         // AcqRel: a read-modify-write, sequenced before the caller's
         // `peek_synced` (`injector.rs`) and its look at each local deque
-        // under that deque's mutex (`local.rs`).
+        // under that deque's lock (`local.rs`).
         self.sleepers_for_pushers.fetch_add(1, Ordering::AcqRel);
     }
 
