@@ -27,6 +27,8 @@
 //! | `shutdown_now`        | as `close`; take every queued job (own deques under their locks; waiting out a claimed one); mark them handed back | as `close`                |
 //! | `wait_idle`           | return if nothing is queued and `running == 0`         | else `wait(became_idle)`, re-check           |
 //! | resize                | set `target_workers`; reserve new workers              | `notify_all(work_ready)` so surplus sleepers retire |
+//! | scope owner waits, outside the pool | return if the scope has no job left (`scope.rs`); else `blocked_scope_owners += 1` | `wait(scope_done)`, re-check |
+//! | a scope's last job    | (after its decrement) unpark the parked joiners if any | `notify_all(work_ready)` if there were; `notify_all(scope_done)` if an owner waits |
 //!
 //! **No lost wake-up.** A worker decides to sleep only after registering in
 //! `sleeping_workers` and then seeing an empty queue, *with the lock held*
