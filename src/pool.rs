@@ -497,7 +497,7 @@ impl Drop for Reservation<'_> {
 /// [`ShutDown`](crate::SubmitErrorKind::ShutDown).
 pub struct Handle {
     /// The pool, behind the reference count of a worker's hub or of the
-    /// handle's own (see [`Hub`]).
+    /// handle's own (see `Hub`).
     hub: Arc<Hub>,
 }
 
@@ -650,8 +650,9 @@ impl Handle {
 }
 
 impl Clone for Handle {
-    /// Another handle on the same pool; made on a worker of that pool, it
-    /// shares that worker's hub (see [`Hub`]).
+    /// Another handle on the same pool. Made on a worker of that pool, it
+    /// shares that worker's reference count rather than the pool's, so
+    /// handles made and dropped inside jobs do not contend across workers.
     fn clone(&self) -> Handle {
         Handle {
             hub: Hub::share(&self.hub),
