@@ -23,6 +23,7 @@ mod batch;
 mod count;
 mod exactly_once;
 mod handle;
+mod hub;
 mod idle;
 mod injector;
 mod join;

@@ -52,6 +52,7 @@ mod builder;
 #[cfg(doctest)]
 mod compile_fail;
 mod error;
+mod hub;
 mod injector;
 mod job;
 mod join;

@@ -4,13 +4,14 @@ use std::fmt;
 
 use crate::builder::{self, Builder};
 use crate::error::{BuildError, ShutdownTimedOut, SubmitError};
+use crate::hub::{Hub, HubRef};
 use crate::job::{Execute, Job, Spawn};
 use crate::join::{JoinHandle, Promise};
 use crate::queue::{Shared, WhenFull};
 use crate::scope::{self, Scope};
 use crate::shutdown;
 use crate::sync::{self, Arc, Duration, Instant, JoinHandle as Thread, Mutex};
-use crate::worker::{self, Hub};
+use crate::worker;
 
 /// A pool of worker threads running submitted jobs.
 ///
@@ -497,8 +498,8 @@ impl Drop for Reservation<'_> {
 /// [`ShutDown`](crate::SubmitErrorKind::ShutDown).
 pub struct Handle {
     /// The pool, behind the reference count of a worker's hub or of the
-    /// handle's own (see `Hub`).
-    hub: Arc<Hub>,
+    /// handle's own (`hub.rs`).
+    hub: HubRef,
 }
 
 impl Handle {
@@ -515,7 +516,11 @@ impl Handle {
     /// });
     /// ```
     pub fn current() -> Option<Handle> {
-        worker::current_hub().map(|hub| Handle { hub })
+        worker::with_stake(|stake| {
+            stake.map(|stake| Handle {
+                hub: stake.new_ref(),
+            })
+        })
     }
 
     /// Submits `job`, waiting for room if the bounded queue is full (never on
@@ -530,7 +535,7 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        HandleRef(&self.hub.shared).execute(job)
+        HandleRef(self.hub.shared()).execute(job)
     }
 
     /// Submits every job of `jobs`, in order, as
@@ -560,7 +565,7 @@ impl Handle {
         I: IntoIterator<Item = F>,
         F: FnOnce() + Send + 'static,
     {
-        HandleRef(&self.hub.shared).execute_batch(jobs)
+        HandleRef(self.hub.shared()).execute_batch(jobs)
     }
 
     /// Submits `job` if the queue has room now.
@@ -589,7 +594,7 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        HandleRef(&self.hub.shared).try_execute(job)
+        HandleRef(self.hub.shared()).try_execute(job)
     }
 
     /// Submits `job`, waiting at most `timeout` for room in a full bounded
@@ -617,7 +622,7 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
-        HandleRef(&self.hub.shared).execute_timeout(job, timeout)
+        HandleRef(self.hub.shared()).execute_timeout(job, timeout)
     }
 
     /// Submits `job` and returns a [`JoinHandle`] to its result; waits for
@@ -645,7 +650,7 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        HandleRef(&self.hub.shared).spawn(job)
+        HandleRef(self.hub.shared()).spawn(job)
     }
 }
 
@@ -655,7 +660,7 @@ impl Clone for Handle {
     /// handles made and dropped inside jobs do not contend across workers.
     fn clone(&self) -> Handle {
         Handle {
-            hub: Hub::share(&self.hub),
+            hub: self.hub.clone(),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
+use crate::hub::OwnerStake;
 use crate::job;
 use crate::local::Local;
 use crate::queue::{Finished, Shared};
@@ -20,8 +21,9 @@ thread_local! {
 
 /// What [`CURRENT`] holds on a worker thread.
 struct Worker {
-    /// The worker's hub, which also holds the pool it serves.
-    hub: Arc<Hub>,
+    /// The worker's hub, which also holds the pool it serves. Dropped with
+    /// the record, when the worker exits: that retires it (`hub.rs`).
+    stake: OwnerStake,
     index: usize,
     /// The worker's own deque, got from the pool on its first push
     /// ([`Shared::local`]): until then, a worker about to sleep has no deque
@@ -30,46 +32,12 @@ struct Worker {
     local: Rc<OnceCell<Arc<Local>>>,
 }
 
-/// What a [`Handle`](crate::Handle) holds: its pool, behind a reference
-/// count of its own.
-///
-/// Each worker has a hub, and [`Handle::current`](crate::Handle::current),
-/// `pool.handle()` and a handle's clone, called on a worker of the pool, all
-/// share that worker's hub. A job that submits its children through
-/// `Handle::current()` then counts its handles on a cache line that only its
-/// own worker writes. Counted on the pool's `Arc` instead, those handles
-/// bounced that one line between the workers: W5 (internal spawn) on two
-/// workers spent over half its time on it.
-pub(crate) struct Hub {
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl Hub {
-    /// A hub for `shared`: this worker's own if it serves that pool, else a
-    /// new one.
-    pub(crate) fn for_pool(shared: &Arc<Shared>) -> Arc<Hub> {
-        own_hub(shared).unwrap_or_else(|| {
-            Arc::new(Hub {
-                shared: Arc::clone(shared),
-            })
-        })
-    }
-
-    /// Another reference to the pool `hub` holds: this worker's own hub if
-    /// it serves that pool, else `hub` again.
-    pub(crate) fn share(hub: &Arc<Hub>) -> Arc<Hub> {
-        own_hub(&hub.shared).unwrap_or_else(|| Arc::clone(hub))
-    }
-}
-
 /// The body of worker thread `index`.
 pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     let local = Rc::new(OnceCell::new());
     CURRENT.with(|current| {
         *current.borrow_mut() = Some(Worker {
-            hub: Arc::new(Hub {
-                shared: Arc::clone(&shared),
-            }),
+            stake: OwnerStake::new(Arc::clone(&shared)),
             index,
             local: Rc::clone(&local),
         });
@@ -85,29 +53,37 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         job::call_guarded(|| hook(index));
     }
     // Release the pool before the thread's locals are torn down, so the last
-    // reference to it is never dropped from a TLS destructor.
-    CURRENT.with(|current| current.borrow_mut().take());
+    // reference to it is never dropped from a TLS destructor. The record is
+    // cleared first and dropped after, so that the stake retires once this
+    // thread no longer counts as its hub's owner, and whatever the hub's
+    // free drops may look the record up again.
+    let record = CURRENT.with(|current| current.borrow_mut().take());
+    drop(record);
 }
 
-/// The hub of the worker running this code, if any.
-pub(crate) fn current_hub() -> Option<Arc<Hub>> {
-    CURRENT
-        .try_with(|current| {
-            current
-                .borrow()
-                .as_ref()
-                .map(|worker| Arc::clone(&worker.hub))
-        })
-        .ok()
-        .flatten()
+/// Calls `f` with this worker's hub stake, or with `None` off the pool
+/// (also while the thread's locals are being torn down).
+pub(crate) fn with_stake<R>(f: impl FnOnce(Option<&OwnerStake>) -> R) -> R {
+    let mut f = Some(f);
+    let mut call = |stake: Option<&OwnerStake>| (f.take().expect("called once"))(stake);
+    match CURRENT.try_with(|current| {
+        current
+            .borrow()
+            .as_ref()
+            .map(|worker| call(Some(&worker.stake)))
+    }) {
+        Ok(Some(result)) => result,
+        Ok(None) | Err(_) => call(None),
+    }
 }
 
-/// This thread's hub if it is a worker of the pool that owns `shared`.
-fn own_hub(shared: &Shared) -> Option<Arc<Hub>> {
+/// Calls `f` with this worker's hub stake if the worker serves the pool that
+/// owns `shared`.
+pub(crate) fn with_own_stake<R>(shared: &Shared, f: impl FnOnce(&OwnerStake) -> R) -> Option<R> {
     CURRENT
         .try_with(|current| match current.borrow().as_ref() {
-            Some(worker) if std::ptr::eq(&*worker.hub.shared, shared) => {
-                Some(Arc::clone(&worker.hub))
+            Some(worker) if std::ptr::eq(&**worker.stake.shared(), shared) => {
+                Some(f(&worker.stake))
             }
             _ => None,
         })
@@ -120,7 +96,7 @@ fn own_hub(shared: &Shared) -> Option<Arc<Hub>> {
 pub(crate) fn index_in(shared: &Shared) -> Option<usize> {
     CURRENT
         .try_with(|current| match current.borrow().as_ref() {
-            Some(worker) if std::ptr::eq(&*worker.hub.shared, shared) => Some(worker.index),
+            Some(worker) if std::ptr::eq(&**worker.stake.shared(), shared) => Some(worker.index),
             _ => None,
         })
         .ok()
@@ -134,7 +110,7 @@ pub(crate) fn with_own_local<R>(shared: &Shared, f: impl FnOnce(Option<&Local>) 
     let mut f = Some(f);
     let mut call = |own: Option<&Local>| (f.take().expect("called once"))(own);
     match CURRENT.try_with(|current| match current.borrow().as_ref() {
-        Some(worker) if std::ptr::eq(&*worker.hub.shared, shared) => {
+        Some(worker) if std::ptr::eq(&**worker.stake.shared(), shared) => {
             let local = worker.local.get_or_init(|| shared.local(worker.index));
             Some(call(Some(local)))
         }

@@ -1050,6 +1050,52 @@ fn a_handle_made_on_a_worker_outlives_the_worker() {
     assert_eq!(ran.load(Ordering::SeqCst), 1, "the job came back unrun");
 }
 
+#[test]
+fn handles_moving_between_a_worker_and_other_threads_keep_one_count() {
+    // A worker counts its own handles without atomics and every other
+    // thread atomically (`src/hub.rs`). Here handles cross between the two
+    // both ways: one made on the worker is dropped outside, one cloned
+    // outside is dropped on the worker, and the last one outlives the
+    // worker. Each keeps submitting to the pool while it lives, and the
+    // pool's state is freed once, after the last one (Miri runs this test
+    // and reports a leak or a use after free).
+    let pool = ThreadPool::new(1);
+    let (to_caller, from_worker) = mpsc::channel::<Handle>();
+    let (to_worker, from_caller) = mpsc::channel::<Handle>();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let count_run = {
+        let ran = Arc::clone(&ran);
+        move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    let job = {
+        let count_run = count_run.clone();
+        move || {
+            let current = Handle::current().expect("on a worker");
+            to_caller.send(current.clone()).unwrap();
+            // Cloned by the caller, dropped here after one submission.
+            let from_outside = from_caller.recv().unwrap();
+            from_outside.execute(count_run.clone()).unwrap();
+            drop(from_outside);
+            current.execute(count_run).unwrap();
+        }
+    };
+    pool.execute(job);
+    let made_on_worker = from_worker.recv().unwrap();
+    to_worker.send(made_on_worker.clone()).unwrap();
+    made_on_worker.execute(count_run.clone()).unwrap();
+    pool.wait_idle();
+    assert_eq!(ran.load(Ordering::SeqCst), 3);
+    let last = made_on_worker.clone();
+    drop(made_on_worker);
+    pool.shutdown();
+    let refused = last.execute(count_run).unwrap_err();
+    assert_eq!(refused.kind(), SubmitErrorKind::ShutDown);
+    drop(refused);
+    assert_eq!(ran.load(Ordering::SeqCst), 3, "the refused job did not run");
+}
+
 // ---------------------------------------------------------------------------
 // Re-entrancy
 // ---------------------------------------------------------------------------
