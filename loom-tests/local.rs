@@ -120,6 +120,43 @@ fn jobs_run_from_the_own_deque_are_counted_before_the_pool_is_idle() {
     });
 }
 
+/// One worker. Job 0 spawns two children on its own deque, one returning a
+/// value and one panicking, and joins both: the join helps by running them
+/// from the deque without the pool lock (`help_from_own_deque`), counting
+/// them in the worker's tally. `wait_idle` must then see all three jobs
+/// counted (two completed, one panicked) and nothing queued or running.
+#[test]
+fn jobs_a_joiner_runs_from_its_own_deque_are_counted_before_the_pool_is_idle() {
+    super::silence_deliberate_panics();
+    model(4, || {
+        let pool = Builder::new().num_threads(1).build().unwrap();
+        let joined = Arc::new(AtomicUsize::new(0));
+
+        let parent_joined = Arc::clone(&joined);
+        pool.execute(move || {
+            let handle = Handle::current().expect("on a worker");
+            let value = handle.spawn(|| 7_usize).expect("the pool is open");
+            let panicking = handle
+                .spawn(|| std::panic::panic_any(super::DeliberatePanic))
+                .expect("the pool is open");
+            if panicking.join().is_err_and(|err| err.is_panic()) && value.join().ok() == Some(7) {
+                parent_joined.store(1, Ordering::Relaxed);
+            }
+        });
+        pool.wait_idle();
+        assert_eq!(
+            joined.load(Ordering::Relaxed),
+            1,
+            "the joins did not return the children's outcomes"
+        );
+        assert_eq!(pool.completed_count(), 2, "completed jobs not all counted");
+        assert_eq!(pool.panic_count(), 1, "the panicked job not counted");
+        assert_eq!(pool.queued_count(), 0);
+        assert_eq!(pool.active_count(), 0);
+        pool.shutdown();
+    });
+}
+
 /// One worker, a queue bounded to one job. Job 0 submits a child (to its
 /// own deque, past the capacity, so the queue is full) while the main thread
 /// submits job 1, waiting for room if it finds the queue full. The worker

@@ -36,8 +36,7 @@
 //! child would wait forever, the child queued behind it). So it runs queued
 //! jobs while it waits (its own newest first: usually the child it joins,
 //! which keeps recursive spawn-and-join one stack frame per level; see
-//! `queue.rs`), and sleeps only when
-//! the queue is empty, on the
+//! `queue.rs`), and sleeps only when the queue is empty, on the
 //! *pool's* `work_ready` condvar, woken by either a new job or the slot
 //! resolving. Under the pool lock it checks the slot and, if unresolved,
 //! registers the pool in `helper`; the promise, after resolving, takes
@@ -46,6 +45,16 @@
 //! could take the pool lock: no lost wake-up. Lock order is always pool, then
 //! slot; the promise never holds both. Proven by `loom-tests/join.rs`
 //! (`one_worker_joins_its_own_child`, `join_racing_completion_returns_the_result`).
+//!
+//! A job of its own deque the joiner takes without the pool lock, as the
+//! worker loop does, and counts in the worker's tally
+//! (`Shared::help_once`, `worker::help_from_own_deque`): the worker is
+//! counted running while its job joins, so the pool is not idle before the
+//! worker records them. Recursive spawn-and-join on two workers went from
+//! 171 to 75 ns a node (one worker: 146 to 127); through the pool lock,
+//! taken twice per helped job, two workers were slower than one. Proven by
+//! `jobs_a_joiner_runs_from_its_own_deque_are_counted_before_the_pool_is_idle`
+//! (`loom-tests/local.rs`).
 //!
 //! **Handed back.** `shutdown_now` marks each handed-back spawned job's slot
 //! under the pool lock, then wakes all workers. A pool worker joining such a
@@ -317,8 +326,7 @@ impl<T> JoinHandle<T> {
                     return Err(JoinError::cancelled());
                 }
             }
-            if let Some(job) = self.pool.try_next_job(index) {
-                self.pool.run(job);
+            if self.pool.help_once(index) {
                 continue;
             }
             self.pool

@@ -19,7 +19,7 @@
 //! | `submit`, unbounded, from outside | nothing: push to the injector (refused if it is closed) | if `sleepers_for_pushers > 0`: take and drop the lock, `notify_one(work_ready)` (`notify_all` if the pool closed meanwhile) |
 //! | `submit`, from an own worker | nothing: push to its own deque under that deque's lock (refused if it is closed) | as the row above |
 //! | `submit`, otherwise   | refuse if `closed`; if full, refuse or wait (`space_freed`); push | `notify_one(work_ready)` if a worker sleeps |
-//! | worker takes its own job, unbounded pool | nothing: if it is counted running and not told to retire (`shrinking`), pop its own deque's newest job; it stays counted running, and counts the job it finished in a private tally | run the job |
+//! | worker takes its own job, unbounded pool | nothing: if it is counted running and not told to retire (`shrinking`), pop its own deque's newest job; it stays counted running, and counts the job it finished in a private tally (so does a job of the worker that helps while it joins or waits for a scope, `help_once`) | run the job |
 //! | worker takes a job    | record its tally; retire if surplus; pop (own deque, outside, steal); `running += 1` (a claimed, not yet written outside job counts as nothing to run, but keeps a closed pool's workers from exiting) | `notify_one(space_freed)` if one waits; run the job unlocked |
 //! | worker finds nothing  | exit if `closed` and empty; else, the first time, unlock and spin (`sleep.rs`); then `sleeping_workers += 1` and re-check with read-modify-writes (`Injector::peek_synced`) and under each own deque's lock | `wait(work_ready)`, re-check after waking    |
 //! | job finished          | `running -= 1`; count it completed or panicked (a worker does this in the same critical section as taking its next job, for every job it ran since it last locked) | `notify_all(became_idle)` if idle and awaited |
@@ -147,8 +147,11 @@ fn steal(locals: &[Option<Arc<Local>>], taker: usize) -> Option<Job> {
 
 /// The jobs a worker has finished since it last recorded them under the
 /// lock, and whether it is counted running (it took a job under the lock
-/// and has not recorded it since). See [`Shared::next_job`].
-#[derive(Default)]
+/// and has not recorded it since). See [`Shared::next_job`]. Kept in the
+/// worker's thread-local record, so that a job of the worker that helps
+/// while it waits (a join, a scope) counts the jobs it runs there too
+/// (`worker::help_from_own_deque`).
+#[derive(Clone, Copy, Default)]
 pub(crate) struct Finished {
     running: bool,
     completed: usize,
@@ -595,19 +598,8 @@ impl Shared {
         local: Option<&Local>,
         finished: &mut Finished,
     ) -> Option<Job> {
-        // `local.len()` first: an empty deque (the common case in a loom
-        // model) then costs one atomic read, not two. Relaxed: `shrinking`
-        // is a hint (see there).
-        if let Some(local) = local {
-            if finished.running
-                && self.capacity == usize::MAX
-                && local.len() > 0
-                && self.shrinking.load(Ordering::Relaxed) == 0
-            {
-                if let Some(job) = local.pop_newest() {
-                    return Some(job);
-                }
-            }
+        if let Some(job) = local.and_then(|local| self.pop_own_unlocked(local, finished)) {
+            return Some(job);
         }
         let mut state = self.lock();
         if finished.running {
@@ -661,6 +653,28 @@ impl Shared {
             }
             state = sync::wait(&self.work_ready, state);
             self.remove_sleeper(&mut state);
+        }
+    }
+
+    /// The newest job of the caller's own deque `local`, taken without the
+    /// pool lock, if the caller may: it is counted running (`finished`), so
+    /// the pool is not idle while it runs the job, and records the job when
+    /// it next locks; the pool is unbounded (a bounded pool's submitters
+    /// wait for the pops that free room, which need the lock to notify
+    /// them); and the pool is not shrinking (a surplus worker should lock,
+    /// and retire).
+    pub(crate) fn pop_own_unlocked(&self, local: &Local, finished: &Finished) -> Option<Job> {
+        // `local.len()` first: an empty deque (the common case in a loom
+        // model) then costs one atomic read, not two. Relaxed: `shrinking`
+        // is a hint (see there).
+        if finished.running
+            && self.capacity == usize::MAX
+            && local.len() > 0
+            && self.shrinking.load(Ordering::Relaxed) == 0
+        {
+            local.pop_newest()
+        } else {
+            None
         }
     }
 
@@ -719,6 +733,25 @@ impl Shared {
             self.became_idle.notify_all();
         }
         None
+    }
+
+    /// For a job waiting on worker `index` (a join, a scope): runs one
+    /// queued job, if any, and returns whether it did. The worker's own
+    /// newest job, if it may take it without the lock
+    /// (`worker::help_from_own_deque`; the locked path takes the pool lock
+    /// twice, to take and to finish, and two workers contend for it); else
+    /// any job, through [`try_next_job`](Self::try_next_job).
+    pub(crate) fn help_once(&self, index: usize) -> bool {
+        if worker::help_from_own_deque(self) {
+            return true;
+        }
+        match self.try_next_job(index) {
+            Some(job) => {
+                self.run(job);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Takes a queued job for worker `index` without blocking: for a worker

@@ -147,8 +147,7 @@ impl ScopeData {
             if self.is_done() {
                 return;
             }
-            if let Some(job) = pool.try_next_job(index) {
-                pool.run(job);
+            if pool.help_once(index) {
                 continue;
             }
             // Checked under the pool lock, which the last job takes to wake

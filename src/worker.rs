@@ -1,6 +1,6 @@
 //! The worker loop and the thread-local record of which pool a thread serves.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
 
 use crate::hub::OwnerStake;
@@ -30,24 +30,36 @@ struct Worker {
     /// of this worker's to look into. Shared with the worker loop, which
     /// pops from it.
     local: Rc<OnceCell<Arc<Local>>>,
+    /// The jobs this worker finished since it last recorded them under the
+    /// pool lock, and whether it is counted running. Shared with the worker
+    /// loop, which passes it to `next_job`; a job that helps while it waits
+    /// adds the jobs it runs from the own deque (`help_from_own_deque`).
+    finished: Rc<Cell<Finished>>,
 }
 
 /// The body of worker thread `index`.
 pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     let local = Rc::new(OnceCell::new());
+    let finished = Rc::new(Cell::new(Finished::default()));
     CURRENT.with(|current| {
         *current.borrow_mut() = Some(Worker {
             stake: OwnerStake::new(Arc::clone(&shared)),
             index,
             local: Rc::clone(&local),
+            finished: Rc::clone(&finished),
         });
     });
     if let Some(hook) = &shared.config.on_thread_start {
         job::call_guarded(|| hook(index));
     }
-    let mut finished = Finished::default();
-    while let Some(job) = shared.next_job(index, local.get().map(|local| &**local), &mut finished) {
-        finished.add(shared.run_only(job));
+    loop {
+        let mut tally = finished.get();
+        let job = shared.next_job(index, local.get().map(|local| &**local), &mut tally);
+        finished.set(tally);
+        let Some(job) = job else { break };
+        let panicked = shared.run_only(job);
+        // Read again: the job may have helped, and counted what it ran.
+        count_finished(&finished, panicked);
     }
     if let Some(hook) = &shared.config.on_thread_stop {
         job::call_guarded(|| hook(index));
@@ -59,6 +71,43 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     // free drops may look the record up again.
     let record = CURRENT.with(|current| current.borrow_mut().take());
     drop(record);
+}
+
+fn count_finished(finished: &Cell<Finished>, panicked: bool) {
+    let mut tally = finished.get();
+    tally.add(panicked);
+    finished.set(tally);
+}
+
+/// For a job that waits on a worker of the pool that owns `shared` (a join,
+/// a scope) and helps meanwhile: runs the newest job of this worker's own
+/// deque without the pool lock, if the worker loop could have taken it so
+/// ([`Shared::pop_own_unlocked`]), and counts it in the worker's tally,
+/// which the worker records when it next locks. Returns whether it ran one.
+///
+/// The worker is counted running while it helps (the waiting job holds it),
+/// so the pool is not idle before the job it runs here is recorded. A
+/// thread-start hook that joins is not counted running, so it finds nothing
+/// here and helps through the pool lock.
+pub(crate) fn help_from_own_deque(shared: &Shared) -> bool {
+    let taken = CURRENT
+        .try_with(|current| {
+            let current = current.borrow();
+            let worker = current
+                .as_ref()
+                .filter(|worker| std::ptr::eq(&**worker.stake.shared(), shared))?;
+            let job = shared.pop_own_unlocked(worker.local.get()?, &worker.finished.get())?;
+            Some((job, Rc::clone(&worker.finished)))
+        })
+        .ok()
+        .flatten();
+    let Some((job, finished)) = taken else {
+        return false;
+    };
+    // The record is not borrowed while the job runs: it may look it up.
+    let panicked = shared.run_only(job);
+    count_finished(&finished, panicked);
+    true
 }
 
 /// Calls `f` with this worker's hub stake, or with `None` off the pool

@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::error::Error;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::{Arc, Barrier, Condvar, Mutex, Once};
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
@@ -586,6 +586,45 @@ fn on_thread_start_runs_before_the_worker_takes_a_job() {
     let seen = Arc::clone(&started);
     pool.execute(move || tx.send(seen.load(Ordering::SeqCst)).unwrap());
     assert_eq!(rx.recv_timeout(HANG).unwrap(), 1);
+}
+
+#[test]
+fn a_start_hook_that_joins_its_own_child_has_it_counted_running() {
+    // The hook runs on the worker before it is counted running, so its join
+    // must help through the pool lock, which counts the child running;
+    // helping from the own deque without the lock would run the child while
+    // the pool looks idle. `wait_idle`, called while the child runs, must
+    // wait for it.
+    let (started, go) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let child_done = Arc::new(AtomicBool::new(false));
+    let hook = {
+        let (started, go, child_done) = (started.clone(), go.clone(), child_done.clone());
+        move |_| {
+            let (started, go, child_done) = (started.clone(), go.clone(), child_done.clone());
+            let handle = Handle::current().expect("the hook runs on the worker");
+            let child = handle
+                .spawn(move || {
+                    started.wait();
+                    go.wait();
+                    child_done.store(true, Ordering::SeqCst);
+                })
+                .expect("the pool is open");
+            child.join().unwrap();
+        }
+    };
+    let pool = Builder::new()
+        .num_threads(1)
+        .on_thread_start(hook)
+        .build()
+        .unwrap();
+    started.wait();
+    go.wait();
+    pool.wait_idle();
+    assert!(
+        child_done.load(Ordering::SeqCst),
+        "wait_idle returned while the child ran"
+    );
+    assert_eq!(pool.completed_count(), 1);
 }
 
 // ---------------------------------------------------------------------------
