@@ -112,10 +112,7 @@ fn jobs_run_from_the_own_deque_are_counted_before_the_pool_is_idle() {
         });
         pool.wait_idle();
         assert_eq!(ran.load(Ordering::Relaxed), 1, "a child did not run");
-        assert_eq!(pool.completed_count(), 2, "completed jobs not all counted");
-        assert_eq!(pool.panic_count(), 1, "the panicked job not counted");
-        assert_eq!(pool.queued_count(), 0);
-        assert_eq!(pool.active_count(), 0);
+        assert_two_completed_one_panicked_at_idle(&pool);
         pool.shutdown();
     });
 }
@@ -149,12 +146,18 @@ fn jobs_a_joiner_runs_from_its_own_deque_are_counted_before_the_pool_is_idle() {
             1,
             "the joins did not return the children's outcomes"
         );
-        assert_eq!(pool.completed_count(), 2, "completed jobs not all counted");
-        assert_eq!(pool.panic_count(), 1, "the panicked job not counted");
-        assert_eq!(pool.queued_count(), 0);
-        assert_eq!(pool.active_count(), 0);
+        assert_two_completed_one_panicked_at_idle(&pool);
         pool.shutdown();
     });
+}
+
+/// The counters once `wait_idle` returned in the two models above: a parent
+/// and a child completed, a child panicked, nothing queued or running.
+fn assert_two_completed_one_panicked_at_idle(pool: &crate::ThreadPool) {
+    assert_eq!(pool.completed_count(), 2, "completed jobs not all counted");
+    assert_eq!(pool.panic_count(), 1, "the panicked job not counted");
+    assert_eq!(pool.queued_count(), 0);
+    assert_eq!(pool.active_count(), 0);
 }
 
 /// One worker, a queue bounded to one job. Job 0 submits a child (to its

@@ -31,6 +31,7 @@ mod local;
 mod lock_free;
 mod mailbox;
 mod nested_shutdown;
+mod outside_batch;
 mod panics;
 mod reentrancy;
 mod reentrancy_join;

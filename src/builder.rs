@@ -37,6 +37,12 @@ pub(crate) struct Config {
     /// while they check protocols that do not depend on how a job got into
     /// the queue. The models of submission, wake-up and shutdown run with it.
     pub(crate) lock_free_in_model: bool,
+    /// In a loom model: whether a worker that takes an outside job moves a
+    /// batch of the next ones into its own deque (`Shared::take_batch`);
+    /// outside the models it always does. Off unless a model turns it on,
+    /// for the reason of `spin_in_model`: every move makes and locks a
+    /// deque the other models never needed.
+    pub(crate) batch_in_model: bool,
 }
 
 impl Config {
@@ -50,6 +56,13 @@ impl Config {
     /// always, except in loom models that did not ask for it.
     pub(crate) fn pushes_without_lock(&self) -> bool {
         !sync::MODEL_CHECKED || self.lock_free_in_model
+    }
+
+    /// Whether a worker taking an outside job moves a batch of the next
+    /// ones into its own deque: always, except in loom models that did not
+    /// ask for it.
+    pub(crate) fn batches(&self) -> bool {
+        !sync::MODEL_CHECKED || self.batch_in_model
     }
 
     fn thread_name(&self, index: usize) -> String {
@@ -159,6 +172,15 @@ impl Builder {
     #[allow(dead_code)]
     pub(crate) fn push_without_lock(mut self, on: bool) -> Builder {
         self.config.lock_free_in_model = on;
+        self
+    }
+
+    /// In a loom model: lets this pool's workers move batches of outside
+    /// jobs into their own deques, as they always do outside the models
+    /// (see [`Config::batch_in_model`]). Only the models call it.
+    #[allow(dead_code)]
+    pub(crate) fn batch_outside_jobs(mut self, on: bool) -> Builder {
+        self.config.batch_in_model = on;
         self
     }
 

@@ -291,12 +291,10 @@ impl OwnerStake {
 
 impl Drop for OwnerStake {
     fn drop(&mut self) {
-        // SAFETY: the owner's thread (see the type docs), once: the stake
-        // is gone after this, and with it the owner's path in
-        // `HubRef::drop`, which compares against the stake in the thread's
-        // record (the worker clears that record before dropping it).
+        // SAFETY: the stake keeps the hub alive until this drop.
         let hub = unsafe { self.0.as_ref() };
-        // SAFETY: as above.
+        // SAFETY: the owner's thread (see the type docs), once; the worker
+        // cleared its record, which `HubRef::drop` compares against, first.
         if unsafe { hub.count.retire() } {
             // SAFETY: no reference is left and the owner has retired, so
             // nobody else can reach the hub; it came from `Box::leak` in

@@ -4,8 +4,9 @@
 //!
 //! Each worker owns one [`Local`], behind a lock of its own (a spin lock,
 //! `spin_lock.rs`) rather than the pool lock. The pool makes it, under the
-//! pool lock, on the worker's first push (`Shared::local`); a worker that
-//! never submits has none, and the others never look for one. The owner
+//! pool lock, on the worker's first push (`Shared::local`) or first batch
+//! of outside jobs (`Shared::take_batch`); a worker that needs neither has
+//! none, and the others never look for one. The owner
 //! pushes to the back and, while it is counted running, pops from the back
 //! (LIFO: usually the child it just spawned) *without the pool lock*; other workers steal from the front, and `shutdown_now` drains
 //! it, both with the pool lock held (the lock order is pool, then local; the
@@ -15,7 +16,8 @@
 //! |---------------------------|----------------------------------------------|------|
 //! | owner's first push        | (before it, under the pool lock: make the deque, closed if the pool is, and list it) | push as below |
 //! | owner pushes              | refuse if `closed`; push back; store `len`   | if `sleepers_for_pushers > 0`: wake a sleeper (`Shared::wake_after_unlocked_push`) |
-//! | owner pops (fast path)    | pop back; store `len`                        | run it, still counted running |
+//! | owner moves a batch of outside jobs in (pool lock) | push back, newest first; store `len` | run them (fast path) |
+//! | owner pops (fast path)    | pop back; store `len`                        | run it, still counted running; mirror its tally (`unrecorded`) |
 //! | a worker takes (pool lock)| pop back (owner) or front (thief); store `len` | count it running |
 //! | sleeper re-checks (pool lock) | look                                     | sleep if every deque was empty |
 //! | `close` (pool lock)       | `closed = true`; `shutdown_now` also drains  | |
@@ -40,9 +42,15 @@
 //! `loom-tests/local.rs`.
 //!
 //! **Idleness.** The owner pops without the pool lock only while it is
-//! counted running, so doing so never changes whether the pool is idle: a
-//! deque can hold jobs while its owner is not running only when a thread
-//! hook submitted them, and `len` counts those as queued.
+//! counted running, so doing so never changes whether the pool is idle;
+//! and every job a deque holds counts as queued (`len`), including those a
+//! deque can hold while its owner is not running: a thread hook's, or a
+//! batch left behind by an owner that retired as surplus (the others steal
+//! it). The jobs the owner ran without the lock count in the pool's
+//! counters before it records them: the owner mirrors its tally here
+//! (`unrecorded`), and zeroes the mirror under the pool lock in the
+//! critical section that records them, where the getters read it.
+//! Proven by `loom-tests/outside_batch.rs`.
 
 use std::collections::VecDeque;
 
@@ -63,6 +71,15 @@ pub(crate) struct Local {
     /// The deque's length, stored under its lock after every change, read
     /// without it to count the pool's queued jobs.
     len: AtomicUsize,
+    /// The owner's tally of jobs it ran and has not yet recorded under the
+    /// pool lock (`queue::Finished`): completed, panicked. The owner runs
+    /// jobs from this deque without the lock, one after another, and
+    /// records them when it next locks; mirrored here, they count in
+    /// `completed_count` and `panic_count` meanwhile. Written by the owner
+    /// only; zeroed under the pool lock in the critical section that
+    /// records them, and read under the pool lock, so a reader counts each
+    /// job once.
+    unrecorded: [AtomicUsize; 2],
 }
 
 struct Jobs {
@@ -79,6 +96,7 @@ impl Local {
                 closed,
             }),
             len: AtomicUsize::new(0),
+            unrecorded: [AtomicUsize::new(0), AtomicUsize::new(0)],
         }
     }
 
@@ -168,6 +186,33 @@ impl Local {
             self.publish_len(jobs);
             taken
         })
+    }
+
+    /// For the owner: its tally of unrecorded jobs is now `completed`
+    /// completed and `panicked` panicked (0 and 0 once recorded, under the
+    /// pool lock).
+    pub(crate) fn publish_unrecorded(&self, completed: usize, panicked: usize) {
+        for (count, value) in self.unrecorded.iter().zip([completed, panicked]) {
+            // Relaxed: a count for the getters, which read it under the pool
+            // lock; the zeroing store is made under that lock, so a reader
+            // sees either the tally or its record, never both. A reader that
+            // misses a newer tally sees a snapshot taken a little earlier.
+            // Stored only when it changed: one store per job.
+            if count.load(Ordering::Relaxed) != value {
+                count.store(value, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The owner's unrecorded jobs: completed, panicked. Read under the pool
+    /// lock.
+    pub(crate) fn unrecorded(&self) -> (usize, usize) {
+        // Relaxed: see `publish_unrecorded`.
+        let [completed, panicked] = &self.unrecorded;
+        (
+            completed.load(Ordering::Relaxed),
+            panicked.load(Ordering::Relaxed),
+        )
     }
 
     fn publish_len(&self, jobs: &Jobs) {

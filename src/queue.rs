@@ -19,8 +19,8 @@
 //! | `submit`, unbounded, from outside | nothing: push to the injector (refused if it is closed) | if `sleepers_for_pushers > 0`: take and drop the lock, `notify_one(work_ready)` (`notify_all` if the pool closed meanwhile) |
 //! | `submit`, from an own worker | nothing: push to its own deque under that deque's lock (refused if it is closed) | as the row above |
 //! | `submit`, otherwise   | refuse if `closed`; if full, refuse or wait (`space_freed`); push | `notify_one(work_ready)` if a worker sleeps |
-//! | worker takes its own job, unbounded pool | nothing: if it is counted running and not told to retire (`shrinking`), pop its own deque's newest job; it stays counted running, and counts the job it finished in a private tally (so does a job of the worker that helps while it joins or waits for a scope, `help_once`) | run the job |
-//! | worker takes a job    | record its tally; retire if surplus; pop (own deque, outside, steal); `running += 1` (a claimed, not yet written outside job counts as nothing to run, but keeps a closed pool's workers from exiting) | `notify_one(space_freed)` if one waits; run the job unlocked |
+//! | worker takes its own job, unbounded pool | nothing: if it is counted running and not told to retire (`shrinking`), pop its own deque's newest job; it stays counted running, and counts the job it finished in a private tally (so does a job of the worker that helps while it joins, `help_once`) | run the job |
+//! | worker takes a job    | record its tally; retire if surplus; pop (own deque, outside, steal); `running += 1` (a claimed, not yet written outside job counts as nothing to run, but keeps a closed pool's workers from exiting); an outside job taken by the worker loop of an open unbounded pool brings up to 32 more, the worker's share, into its own deque (`take_batch`) | `notify_one(space_freed)` if one waits; run the job unlocked |
 //! | worker finds nothing  | exit if `closed` and empty; else, the first time, unlock and spin (`sleep.rs`); then `sleeping_workers += 1` and re-check with read-modify-writes (`Injector::peek_synced`) and under each own deque's lock | `wait(work_ready)`, re-check after waking    |
 //! | job finished          | `running -= 1`; count it completed or panicked (a worker does this in the same critical section as taking its next job, for every job it ran since it last locked) | `notify_all(became_idle)` if idle and awaited |
 //! | `close`               | `closed = true`; close the injector and every own deque | `notify_all` on `work_ready`, `space_freed`  |
@@ -92,6 +92,7 @@
 //! `jobs_run_from_the_own_deque_are_counted_before_the_pool_is_idle`
 //! (`loom-tests/local.rs`).
 
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 
 use crate::builder::Config;
@@ -104,6 +105,12 @@ use crate::sync::{
     self, Arc, AtomicUsize, CachePadded, Condvar, Duration, Instant, Mutex, MutexGuard, Ordering,
 };
 use crate::worker;
+
+/// At most this many outside jobs move into a worker's own deque with the
+/// one it takes (`Shared::take_batch`): enough that a burst costs one pool
+/// lock per batch rather than per job, few enough that a worker does not
+/// hoard a long queue while the others wake up to share it.
+const BATCH: usize = 32;
 
 /// What a submitter does when the queue is full.
 #[derive(Clone, Copy)]
@@ -149,7 +156,7 @@ fn steal(locals: &[Option<Arc<Local>>], taker: usize) -> Option<Job> {
 /// lock, and whether it is counted running (it took a job under the lock
 /// and has not recorded it since). See [`Shared::next_job`]. Kept in the
 /// worker's thread-local record, so that a job of the worker that helps
-/// while it waits (a join, a scope) counts the jobs it runs there too
+/// while it joins counts the jobs it runs there too
 /// (`worker::help_from_own_deque`).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Finished {
@@ -159,12 +166,17 @@ pub(crate) struct Finished {
 }
 
 impl Finished {
-    /// Counts a job run since the last record.
-    pub(crate) fn add(&mut self, panicked: bool) {
+    /// Counts a job run since the last record, and mirrors the tally into
+    /// the worker's own deque, if it has one, for the counters' getters
+    /// (`Local::unrecorded`).
+    pub(crate) fn add(&mut self, panicked: bool, own: Option<&Local>) {
         if panicked {
             self.panicked += 1;
         } else {
             self.completed += 1;
+        }
+        if let Some(local) = own {
+            local.publish_unrecorded(self.completed, self.panicked);
         }
     }
 }
@@ -595,10 +607,13 @@ impl Shared {
     pub(crate) fn next_job(
         &self,
         index: usize,
-        local: Option<&Local>,
+        own: &OnceCell<Arc<Local>>,
         finished: &mut Finished,
     ) -> Option<Job> {
-        if let Some(job) = local.and_then(|local| self.pop_own_unlocked(local, finished)) {
+        if let Some(job) = own
+            .get()
+            .and_then(|local| self.pop_own_unlocked(local, finished))
+        {
             return Some(job);
         }
         let mut state = self.lock();
@@ -608,6 +623,10 @@ impl Shared {
                 panicked,
                 ..
             } = std::mem::take(finished);
+            if let Some(local) = own.get() {
+                // In the critical section that records them (`Local::unrecorded`).
+                local.publish_unrecorded(0, 0);
+            }
             if self.record_finish(&mut state, completed, panicked) {
                 // Under the lock, which costs the woken waiter only a short
                 // wait for it, and keeps this one critical section.
@@ -619,7 +638,7 @@ impl Shared {
             if state.live_workers > state.target_workers {
                 return self.exit_worker(state);
             }
-            match self.take(&mut state, index) {
+            match self.take(&mut state, index, Some(own)) {
                 Take::Job(job) => {
                     finished.running = true;
                     return Some(job);
@@ -689,7 +708,16 @@ impl Shared {
     /// submitter; frees a slot for a blocked submitter. The notification is
     /// issued under the lock, which is harmless (the woken submitter blocks
     /// briefly on the mutex) and keeps this a single critical section.
-    fn take(&self, state: &mut State, index: usize) -> Take {
+    ///
+    /// With `batch_into` (the worker loop's own deque, made here if need
+    /// be), an outside job taken brings a batch of the next ones along
+    /// ([`take_batch`](Self::take_batch)).
+    fn take(
+        &self,
+        state: &mut State,
+        index: usize,
+        batch_into: Option<&OnceCell<Arc<Local>>>,
+    ) -> Take {
         let mut pending = false;
         let own = state
             .locals
@@ -702,7 +730,12 @@ impl Shared {
             // SAFETY: `state` is borrowed from the guard of `self.state`: this
             // thread holds the pool lock, so it is the only consumer.
             match unsafe { self.injector.pop() } {
-                Pop::Job(job) => Some(job),
+                Pop::Job(job) => {
+                    if let Some(own) = batch_into {
+                        self.take_batch(state, index, own);
+                    }
+                    Some(job)
+                }
                 Pop::Pending => {
                     pending = true;
                     None
@@ -721,6 +754,50 @@ impl Shared {
         Take::Job(job)
     }
 
+    /// For worker `index`, which has just taken an outside job under the
+    /// lock: moves up to [`BATCH`] more, its share of those queued, into its
+    /// own deque `own` (made and listed now if it has none), so that it
+    /// runs them without taking the pool lock for each one, while the other
+    /// workers can still steal them.
+    ///
+    /// Nothing else changes. The jobs move from one queue to another under
+    /// the pool lock, which every other taker, every sleeper's re-check and
+    /// `shutdown_now` hold: each of those sees every job in exactly one of
+    /// the two queues. No wake-up is needed: each job's push already woke a
+    /// sleeper if there was one, and a sleeper's re-check looks into every
+    /// deque. The worker is counted running (it just took a job), so it may
+    /// pop them without the lock (`pop_own_unlocked`). They are pushed
+    /// newest first, so that the owner, which pops its newest, runs them
+    /// oldest first, as it would have taken them from the outside queue.
+    /// A closed pool moves nothing: its deques refuse pushes.
+    fn take_batch(&self, state: &mut State, index: usize, own: &OnceCell<Arc<Local>>) {
+        if state.closed || !self.config.batches() {
+            return;
+        }
+        // SAFETY: `state` is borrowed from the guard of `self.state`: this
+        // thread holds the pool lock, so it is the only consumer.
+        let queued = unsafe { self.injector.len() };
+        let share = (queued / state.live_workers.max(1)).min(BATCH);
+        if share == 0 {
+            return;
+        }
+        let mut batch = Vec::with_capacity(share);
+        while batch.len() < share {
+            // SAFETY: as above.
+            match unsafe { self.injector.pop() } {
+                Pop::Job(job) => batch.push(job),
+                // The rest are claimed but not written yet: left for later.
+                Pop::Pending | Pop::Empty => break,
+            }
+        }
+        let local = own.get_or_init(|| self.local_locked(state, index));
+        let count = batch.len();
+        let pushed = local.push_many(count, || batch.pop().expect("one job per push"));
+        // The deque is closed only by a close, under the pool lock, which
+        // this thread has held since it saw the pool open.
+        assert_eq!(pushed, count, "an open pool's deque refused a batch");
+    }
+
     fn exit_worker(&self, mut state: MutexGuard<'_, State>) -> Option<Job> {
         debug_assert!(state.live_workers > 0);
         state.live_workers -= 1;
@@ -735,7 +812,7 @@ impl Shared {
         None
     }
 
-    /// For a job waiting on worker `index` (a join, a scope): runs one
+    /// For a job joining on worker `index`: runs one
     /// queued job, if any, and returns whether it did. The worker's own
     /// newest job, if it may take it without the lock
     /// (`worker::help_from_own_deque`; the locked path takes the pool lock
@@ -761,7 +838,7 @@ impl Shared {
     /// [`sleep_while_joining`](Self::sleep_while_joining).)
     pub(crate) fn try_next_job(&self, index: usize) -> Option<Job> {
         let mut state = self.lock();
-        match self.take(&mut state, index) {
+        match self.take(&mut state, index, None) {
             Take::Job(job) => Some(job),
             Take::Pending | Take::Empty => None,
         }
@@ -779,7 +856,7 @@ impl Shared {
         loop {
             let mut state = self.lock();
             debug_assert!(state.closed, "draining a queue that is still open");
-            match self.take(&mut state, index) {
+            match self.take(&mut state, index, None) {
                 Take::Job(job) => return Some(job),
                 Take::Empty => return None,
                 Take::Pending => {
@@ -1149,6 +1226,11 @@ impl Shared {
     /// requested thread count may be absurd). Made closed if the pool is.
     pub(crate) fn local(&self, index: usize) -> Arc<Local> {
         let mut state = self.lock();
+        self.local_locked(&mut state, index)
+    }
+
+    /// [`local`](Self::local), for a caller that holds the pool lock.
+    fn local_locked(&self, state: &mut State, index: usize) -> Arc<Local> {
         let closed = state.closed;
         if index >= state.locals.len() {
             state.locals.resize_with(index + 1, || None);
@@ -1169,12 +1251,17 @@ impl Shared {
         self.lock().running
     }
 
+    /// Recorded completions, and those the workers ran from their own
+    /// deques and have yet to record (`Local::unrecorded`).
     pub(crate) fn completed_count(&self) -> usize {
-        self.lock().completed
+        let state = self.lock();
+        state.completed + unrecorded(&state).0
     }
 
+    /// As [`completed_count`](Self::completed_count), for panics.
     pub(crate) fn panic_count(&self) -> usize {
-        self.lock().panicked
+        let state = self.lock();
+        state.panicked + unrecorded(&state).1
     }
 }
 
@@ -1186,6 +1273,16 @@ fn unpark_joiners(state: &mut State) {
 }
 
 /// Time left until `deadline`, or `None` if it has passed.
+/// The jobs the workers ran and have not recorded yet: completed, panicked.
+fn unrecorded(state: &State) -> (usize, usize) {
+    state
+        .locals
+        .iter()
+        .flatten()
+        .map(|local| local.unrecorded())
+        .fold((0, 0), |(c, p), (dc, dp)| (c + dc, p + dp))
+}
+
 fn remaining(deadline: Instant) -> Option<Duration> {
     deadline
         .checked_duration_since(Instant::now())

@@ -54,12 +54,12 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     }
     loop {
         let mut tally = finished.get();
-        let job = shared.next_job(index, local.get().map(|local| &**local), &mut tally);
+        let job = shared.next_job(index, &local, &mut tally);
         finished.set(tally);
         let Some(job) = job else { break };
         let panicked = shared.run_only(job);
         // Read again: the job may have helped, and counted what it ran.
-        count_finished(&finished, panicked);
+        count_finished(&finished, panicked, local.get().map(|local| &**local));
     }
     if let Some(hook) = &shared.config.on_thread_stop {
         job::call_guarded(|| hook(index));
@@ -73,14 +73,14 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     drop(record);
 }
 
-fn count_finished(finished: &Cell<Finished>, panicked: bool) {
+fn count_finished(finished: &Cell<Finished>, panicked: bool, own: Option<&Local>) {
     let mut tally = finished.get();
-    tally.add(panicked);
+    tally.add(panicked, own);
     finished.set(tally);
 }
 
-/// For a job that waits on a worker of the pool that owns `shared` (a join,
-/// a scope) and helps meanwhile: runs the newest job of this worker's own
+/// For a job that joins on a worker of the pool that owns `shared` and
+/// helps meanwhile: runs the newest job of this worker's own
 /// deque without the pool lock, if the worker loop could have taken it so
 /// ([`Shared::pop_own_unlocked`]), and counts it in the worker's tally,
 /// which the worker records when it next locks. Returns whether it ran one.
@@ -97,16 +97,16 @@ pub(crate) fn help_from_own_deque(shared: &Shared) -> bool {
                 .as_ref()
                 .filter(|worker| std::ptr::eq(&**worker.stake.shared(), shared))?;
             let job = shared.pop_own_unlocked(worker.local.get()?, &worker.finished.get())?;
-            Some((job, Rc::clone(&worker.finished)))
+            Some((job, Rc::clone(&worker.finished), Rc::clone(&worker.local)))
         })
         .ok()
         .flatten();
-    let Some((job, finished)) = taken else {
+    let Some((job, finished, local)) = taken else {
         return false;
     };
     // The record is not borrowed while the job runs: it may look it up.
     let panicked = shared.run_only(job);
-    count_finished(&finished, panicked);
+    count_finished(&finished, panicked, local.get().map(|local| &**local));
     true
 }
 
