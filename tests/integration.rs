@@ -1135,6 +1135,58 @@ fn handles_moving_between_a_worker_and_other_threads_keep_one_count() {
     assert_eq!(ran.load(Ordering::SeqCst), 3, "the refused job did not run");
 }
 
+#[test]
+fn the_pools_state_is_freed_once_the_last_handle_is_gone() {
+    // Every reference to the pool's state is counted on a hub: the workers'
+    // own (a plain count for the worker, atomic elsewhere), or a handle's
+    // own. Handles made on a worker cross to another thread and back, one
+    // made off the pool is dropped on a worker, and several clones live on
+    // another thread at once. The state (here, the start hook it owns) must
+    // outlive the last handle and be freed when it goes: a hub never
+    // retired or never freed leaks it, which no other test would notice.
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let freed = Arc::new(AtomicBool::new(false));
+    let owned_by_state = SetOnDrop(Arc::clone(&freed));
+    let pool = Builder::new()
+        .num_threads(2)
+        .on_thread_start(move |_| {
+            let _ = &owned_by_state;
+        })
+        .build()
+        .unwrap();
+    let (to_caller, from_worker) = mpsc::channel::<Handle>();
+    let (to_worker, from_caller) = mpsc::channel::<Handle>();
+    pool.execute(move || {
+        let current = Handle::current().expect("on a worker");
+        to_caller.send(current.clone()).unwrap();
+        drop(current);
+        // Made off the pool, with a hub of its own; dropped here.
+        drop(from_caller.recv().unwrap());
+    });
+    to_worker.send(pool.handle()).unwrap();
+    let made_on_worker = from_worker.recv().unwrap();
+    let clones: Vec<Handle> = (0..4).map(|_| made_on_worker.clone()).collect();
+    pool.wait_idle();
+    pool.shutdown();
+    drop(clones);
+    assert!(
+        !freed.load(Ordering::SeqCst),
+        "the state was freed while a handle still held it"
+    );
+    let refused = made_on_worker.execute(|| {}).unwrap_err();
+    assert_eq!(refused.kind(), SubmitErrorKind::ShutDown);
+    drop(made_on_worker);
+    assert!(
+        freed.load(Ordering::SeqCst),
+        "the state outlived every handle: a hub leaked"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Re-entrancy
 // ---------------------------------------------------------------------------
