@@ -31,9 +31,10 @@ struct Worker {
     /// pops from it.
     local: Rc<OnceCell<Arc<Local>>>,
     /// The jobs this worker finished since it last recorded them under the
-    /// pool lock, and whether it is counted running. Shared with the worker
-    /// loop, which passes it to `next_job`; a job that helps while it waits
-    /// adds the jobs it runs from the own deque (`help_from_own_deque`).
+    /// pool lock, and whether it is counted running. The worker loop keeps
+    /// its own copy for `next_job` and lends it here to each job it runs; a
+    /// job that helps while it joins adds the jobs it runs from the own
+    /// deque (`help_from_own_deque`), and the loop reads it back after.
     finished: Rc<Cell<Finished>>,
 }
 
