@@ -2,6 +2,10 @@
 //! `next_job` in `src/queue.rs`), and a worker recording its finished job in
 //! the same critical section that takes its next one.
 //!
+//! The last model is of a thread outside the pool joining a `JoinHandle`:
+//! with spinning on, it first spins while the job's progress hint says
+//! running, or queued with a worker spinning (`src/join.rs`).
+//!
 //! These models build their pools with `spin_before_sleep(true)`, so a
 //! worker that finds the queue empty unlocks, watches `queued_hint` for one
 //! round, re-locks and looks again before it registers as sleeping. The
@@ -96,5 +100,39 @@ fn spinning_workers_run_each_job_exactly_once_and_exit_on_shutdown() {
                 "ledger rule 1 broken: accepted job {job} did not run exactly once"
             );
         }
+    });
+}
+
+/// One spinning worker; the main thread spawns a job and joins it from
+/// outside the pool, so it may spin on the job's progress hint (queued with
+/// the worker spinning, running, resolved) or give up and sleep, whichever
+/// the worker is doing. The spin only delays the joiner's check under the
+/// slot lock: the value must come back exactly once, and the joiner must
+/// never take a result that is not there yet or sleep through its
+/// notification.
+#[test]
+fn outside_joiner_spinning_on_its_job_gets_its_result() {
+    model(20, || {
+        let pool = Builder::new()
+            .num_threads(1)
+            .spin_before_sleep(true)
+            .build()
+            .unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let job_runs = Arc::clone(&runs);
+        let handle = pool.spawn(move || job_runs.fetch_add(1, Ordering::Relaxed) + 42);
+        // Deadlocks if the joiner slept through the resolution; panics in
+        // `join` if it took the result before the job had delivered it.
+        let value = handle.join().expect("the job returned normally");
+        assert_eq!(
+            value, 42,
+            "ledger rule 1 broken: join returned the wrong value"
+        );
+        assert_eq!(
+            runs.load(Ordering::Relaxed),
+            1,
+            "ledger rule 1 broken: the joined job did not run exactly once"
+        );
+        pool.shutdown();
     });
 }

@@ -76,6 +76,7 @@ where
     /// Runs the closure and fulfils the promise; reports whether it panicked.
     pub(crate) fn run_and_fulfil(self) -> bool {
         let Spawn { f, promise } = self;
+        promise.started();
         match panic::catch_unwind(AssertUnwindSafe(f)) {
             Ok(value) => {
                 promise.fulfil(Ok(value));

@@ -21,7 +21,14 @@
 //! (`scope.rs`).
 //! **Blocking join** (outside the pool): wait on the slot's condvar until
 //! `resolved`. The promise resolves under the lock, then notifies, so the
-//! check-then-wait cannot miss it. A promise dropped unrun (a handed-back job
+//! check-then-wait cannot miss it. Before it locks, the joiner may spin
+//! briefly while the job runs or a worker is spinning awake (`sleep.rs`),
+//! watching `Slot::progress`, a hint the job stores as it starts and the
+//! promise as it resolves. The hint decides nothing: the joiner then locks
+//! and checks `resolved` exactly as before, so the spin only delays the
+//! check, and a joiner that saw the result there never sleeps and is never
+//! notified. Proven by `loom-tests/spin.rs`
+//! (`outside_joiner_spinning_on_its_job_gets_its_result`). A promise dropped unrun (a handed-back job
 //! that is discarded) resolves to a cancelled [`JoinError`]: every handle
 //! resolves, one way or the other.
 //!
@@ -71,7 +78,8 @@ use crate::error::Exclusive;
 use crate::job::Payload;
 use crate::queue::Shared;
 use crate::scope::ScopeData;
-use crate::sync::{self, Arc, Condvar, Mutex, MutexGuard};
+use crate::sleep;
+use crate::sync::{self, Arc, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering};
 use crate::worker;
 
 /// The one-shot rendezvous between a spawned job and its handle.
@@ -79,6 +87,13 @@ pub(crate) struct Slot<T> {
     state: Mutex<SlotState<T>>,
     /// A blocking `join` waits here for `resolved`.
     resolved: Condvar,
+    /// How far the job is ([`QUEUED`], [`RUNNING`], [`RESOLVED`]): a hint
+    /// for a joiner outside the pool deciding whether to spin. Written only
+    /// when `hinted`.
+    progress: AtomicUsize,
+    /// Whether the pool's joiners spin (always, except in loom models that
+    /// did not ask for it: a store is one more step to explore).
+    hinted: bool,
     /// For a scoped job: the scope told, when the slot goes away, that it
     /// held a panic nobody joined (see `scope.rs`).
     scope: Option<Arc<ScopeData>>,
@@ -99,8 +114,15 @@ struct SlotState<T> {
     helper: Option<Arc<Shared>>,
 }
 
+/// [`Slot::progress`]: the job has not started.
+const QUEUED: usize = 0;
+/// [`Slot::progress`]: the job is running.
+const RUNNING: usize = 1;
+/// [`Slot::progress`]: the slot is resolved.
+const RESOLVED: usize = 2;
+
 impl<T> Slot<T> {
-    fn new(scope: Option<Arc<ScopeData>>) -> Slot<T> {
+    fn new(scope: Option<Arc<ScopeData>>, hinted: bool) -> Slot<T> {
         Slot {
             state: Mutex::new(SlotState {
                 result: None,
@@ -111,7 +133,28 @@ impl<T> Slot<T> {
                 helper: None,
             }),
             resolved: Condvar::new(),
+            progress: AtomicUsize::new(QUEUED),
+            hinted,
             scope,
+        }
+    }
+
+    fn publish_progress(&self, progress: usize) {
+        if self.hinted {
+            // Relaxed: pairs with the `Relaxed` load of `worth_spinning`; a
+            // hint, the slot's lock orders the result.
+            self.progress.store(progress, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a joiner outside the pool should keep spinning: its job is
+    /// running, or queued while some worker of `pool` spins awake.
+    fn worth_spinning(&self, pool: &Shared) -> bool {
+        // Relaxed: pairs with the `Relaxed` stores of `publish_progress`.
+        match self.progress.load(Ordering::Relaxed) {
+            RUNNING => true,
+            QUEUED => pool.worker_spinning(),
+            _ => false,
         }
     }
 
@@ -127,6 +170,9 @@ impl<T> Slot<T> {
         let waker = state.waker.take();
         let helper = state.helper.take();
         let blocked = state.joiner_blocked;
+        // Under the lock, after the result: a joiner that sees it still
+        // locks to take the result.
+        self.publish_progress(RESOLVED);
         drop(state);
         if blocked {
             self.resolved.notify_all();
@@ -173,7 +219,7 @@ pub(crate) struct Promise<T> {
 impl<T> Promise<T> {
     /// A connected promise and handle for a job of `pool`.
     pub(crate) fn new(pool: &Arc<Shared>) -> (Promise<T>, JoinHandle<T>) {
-        Promise::connect(pool, Slot::new(None))
+        Promise::connect(pool, Slot::new(None, pool.config.spins()))
     }
 
     /// A connected promise and handle for a job of `scope`: if the job
@@ -182,7 +228,7 @@ impl<T> Promise<T> {
         pool: &Arc<Shared>,
         scope: Arc<ScopeData>,
     ) -> (Promise<T>, JoinHandle<T>) {
-        Promise::connect(pool, Slot::new(Some(scope)))
+        Promise::connect(pool, Slot::new(Some(scope), pool.config.spins()))
     }
 
     fn connect(pool: &Arc<Shared>, slot: Slot<T>) -> (Promise<T>, JoinHandle<T>) {
@@ -198,6 +244,13 @@ impl<T> Promise<T> {
     /// refused, whose handle is dropped unseen.
     pub(crate) fn forget(mut self) {
         self.slot = None;
+    }
+
+    /// Tells a spinning joiner that the job has started.
+    pub(crate) fn started(&self) {
+        if let Some(slot) = &self.slot {
+            slot.publish_progress(RUNNING);
+        }
     }
 
     pub(crate) fn fulfil(mut self, result: Result<T, JoinError>) {
@@ -307,6 +360,9 @@ impl<T> JoinHandle<T> {
     }
 
     fn join_blocking(self) -> Result<T, JoinError> {
+        if self.slot.hinted {
+            sleep::spin_while(|| self.slot.worth_spinning(&self.pool));
+        }
         let mut state = self.slot.lock();
         while !state.resolved {
             state.joiner_blocked = true;

@@ -234,6 +234,10 @@ pub(crate) struct Shared {
     /// seen at the worker's next job, as one landing just after its
     /// critical section would be.
     shrinking: AtomicUsize,
+    /// How many workers are spinning without the lock (`sleep.rs`). Only a
+    /// hint, for a thread outside the pool about to sleep on a join: a
+    /// spinning worker is awake on another CPU and will soon run its job.
+    spinning: AtomicUsize,
     /// The builder's hooks and thread settings, fixed at build time.
     pub(crate) config: Config,
 }
@@ -341,6 +345,7 @@ impl Shared {
             capacity,
             locked_hint: AtomicUsize::new(0),
             shrinking: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
             config,
         }
     }
@@ -655,12 +660,16 @@ impl Shared {
                 spun = true;
                 let stamp = self.lock_free.then(|| self.injector.stamp());
                 drop(state);
+                // Relaxed: a hint for joiners (`worker_spinning`), which
+                // read nothing it publishes.
+                self.spinning.fetch_add(1, Ordering::Relaxed);
                 // Pairs with the `Relaxed` stores of `publish_locked_len`:
                 // only hints, the lock orders what they point at.
                 sleep::spin_until(|| {
                     self.locked_hint.load(Ordering::Relaxed) > 0
                         || stamp.is_some_and(|stamp| self.injector.stamp() != stamp)
                 });
+                self.spinning.fetch_sub(1, Ordering::Relaxed);
                 state = self.lock();
                 continue;
             }
@@ -673,6 +682,14 @@ impl Shared {
             state = sync::wait(&self.work_ready, state);
             self.remove_sleeper(&mut state);
         }
+    }
+
+    /// Whether some worker is spinning, awake, without the lock: a hint for
+    /// a joiner outside the pool deciding whether to spin (`sleep.rs`).
+    pub(crate) fn worker_spinning(&self) -> bool {
+        // Relaxed: pairs with the `Relaxed` updates in `next_job`; a hint
+        // that publishes nothing.
+        self.spinning.load(Ordering::Relaxed) > 0
     }
 
     /// The newest job of the caller's own deque `local`, taken without the

@@ -10,12 +10,23 @@
 //! injector's tail, which moves with every outside job), and goes back
 //! through the lock as soon as either changes. A push to a worker's own
 //! deque (`local.rs`) moves neither: a spinner finds it when its spin ends,
-//! or, once it sleeps, the pusher wakes it. (A thread joining a
-//! `JoinHandle` does not spin: measured, a spinning joiner slowed the worker
-//! it waited for, on two cores, from about 2.4 to 4.5 µs per round trip.
-//! Measured again with a joiner watching a hint the result sets: on two
-//! workers the hot round trip fell to 1.1 µs, but on one it rose from 2.3
-//! to 4.6 µs and the cold one from 3.6 to 6.5 µs.)
+//! or, once it sleeps, the pusher wakes it.
+//!
+//! **A thread outside the pool joining a `JoinHandle`** spins too, but only
+//! while its job is running or some worker is spinning awake
+//! ([`spin_while`]; `Slot::worth_spinning` in `join.rs`,
+//! `Shared::worker_spinning` in `queue.rs`): the two cases where the job's
+//! worker is on another CPU, about to finish. Spinning on anything else
+//! costs more than it saves on two CPUs: a worker woken from sleep is often
+//! placed on the waker's CPU, where a spinning joiner keeps it from running.
+//! Measured with the W3 round trip of `benches/peers.rs` (µs, p50 / p99):
+//! joiners that always spun for about 1.5 µs took the cold round trip from
+//! 5.4 to 10.3 at p50, spinning with `yield_now` from 5.4 to 7.7, and a
+//! 100 µs spin made one worker's hot p99 249. Spinning only in the two
+//! cases above took two workers' hot round trip from 0.43 / 20 to
+//! 0.30 / 0.58 and left the cold one and one worker's hot one as they were
+//! (on one worker the joiner and the worker usually share a CPU, and the
+//! joiner sees neither case).
 //!
 //! The hints never decide anything. The first is written only under the
 //! lock that guards the real state (`queue.rs`), the second is the queue's
@@ -55,6 +66,22 @@ const SPIN_ROUNDS: u32 = if sync::MODEL_CHECKED { 1 } else { 7 };
 
 /// All rounds, spinning and yielding; after them the caller sleeps.
 const ROUNDS: u32 = if sync::MODEL_CHECKED { 1 } else { 60 };
+
+/// The most hints a joiner outside the pool spins for (about 13 µs on a
+/// 2-vCPU virtual machine); a single one under loom.
+const JOIN_SPINS: u32 = if sync::MODEL_CHECKED { 1 } else { 512 };
+
+/// Spins, without yielding, while `busy` returns `true`, for at most
+/// [`JOIN_SPINS`] hints. The caller re-checks what it waits for under its
+/// lock afterwards: `busy` only delays that check.
+pub(crate) fn spin_while(mut busy: impl FnMut() -> bool) {
+    for _ in 0..JOIN_SPINS {
+        if !busy() {
+            return;
+        }
+        sync::spin_loop();
+    }
+}
 
 /// Spins (then yields) until `ready` returns `true` or the budget is spent;
 /// returns the last answer of `ready`.
