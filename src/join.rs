@@ -28,9 +28,10 @@
 //! and checks `resolved` exactly as before, so the spin only delays the
 //! check, and a joiner that saw the result there never sleeps and is never
 //! notified. Proven by `loom-tests/spin.rs`
-//! (`outside_joiner_spinning_on_its_job_gets_its_result`). A promise dropped unrun (a handed-back job
-//! that is discarded) resolves to a cancelled [`JoinError`]: every handle
-//! resolves, one way or the other.
+//! (`outside_joiner_spinning_on_its_job_gets_its_result`).
+//!
+//! A promise dropped unrun (a handed-back job that is discarded) resolves to
+//! a cancelled [`JoinError`]: every handle resolves, one way or the other.
 //!
 //! **Future.** `poll` stores the task's waker under the slot lock if not
 //! resolved; the promise takes the waker under the same lock when it
