@@ -20,13 +20,14 @@
 //! costs more than it saves on two CPUs: a worker woken from sleep is often
 //! placed on the waker's CPU, where a spinning joiner keeps it from running.
 //! Measured with the W3 round trip of `benches/peers.rs` (µs, p50 / p99):
-//! joiners that always spun for about 1.5 µs took the cold round trip from
-//! 5.4 to 10.3 at p50, spinning with `yield_now` from 5.4 to 7.7, and a
-//! 100 µs spin made one worker's hot p99 249. Spinning only in the two
-//! cases above took two workers' hot round trip from 0.43 / 20 to
-//! 0.30 / 0.58 and left the cold one and one worker's hot one as they were
-//! (on one worker the joiner and the worker usually share a CPU, and the
-//! joiner sees neither case).
+//! joiners that always spun for 60 hints (about 1.5 µs) took the cold round
+//! trip from 5.4 to 10.3 at p50, 60 `yield_now`s took it to 7.7, and
+//! 10,000 hints (about 250 µs) made one worker's hot p99 249. Spinning only
+//! in the two cases above took two workers' hot round trip from 0.43 / 20
+//! to 0.30 / 0.87 and left the cold one and one worker's hot one as they
+//! were. (On one worker, once the pool has idled, the joiner and the worker
+//! appear to share a CPU: the joiner then finds the job neither running
+//! nor a worker spinning, and sleeps at once.)
 //!
 //! The hints never decide anything. The first is written only under the
 //! lock that guards the real state (`queue.rs`), the second is the queue's
