@@ -18,6 +18,7 @@
 //! lost wake-up.
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
 
 use super::{model, wakeup};
 use crate::sync::Arc;
@@ -71,6 +72,50 @@ fn wait_idle_is_woken_by_a_worker_recording_its_job_as_it_takes_the_next() {
         assert_eq!(pool.completed_count(), 2, "ledger rule 6 broken: counters");
         assert_eq!(pool.active_count() + pool.queued_count(), 0);
         pool.shutdown();
+    });
+}
+
+/// One spinning worker, one job, and two threads in `wait_idle` at once
+/// (main and a second thread): each may yield and see `idle_notices` move,
+/// yield and run out of budget, or sleep, whichever the worker is doing
+/// when the job ends. One notification must release both, and each must
+/// return only once the job has run and is counted.
+#[test]
+fn two_yielding_idle_waiters_both_return_once_the_job_ran() {
+    model(4, || {
+        let pool = Arc::new(
+            Builder::new()
+                .num_threads(1)
+                .spin_before_sleep(true)
+                .build()
+                .unwrap(),
+        );
+        let runs = Arc::new(AtomicUsize::new(0));
+        let job_runs = Arc::clone(&runs);
+        pool.execute(move || {
+            job_runs.fetch_add(1, Ordering::Relaxed);
+        });
+        let waiter = {
+            let (pool, runs) = (Arc::clone(&pool), Arc::clone(&runs));
+            thread::spawn(move || {
+                // Deadlocks if this waiter slept through the notification.
+                pool.wait_idle();
+                (runs.load(Ordering::Relaxed), pool.completed_count())
+            })
+        };
+        pool.wait_idle();
+        let mine = (runs.load(Ordering::Relaxed), pool.completed_count());
+        let theirs = waiter.join().unwrap();
+        for (who, seen) in [("main", mine), ("the second waiter", theirs)] {
+            assert_eq!(
+                seen,
+                (1, 1),
+                "ledger rule 6 broken: wait_idle returned to {who} before the job had run and been counted"
+            );
+        }
+        Arc::try_unwrap(pool)
+            .unwrap_or_else(|_| panic!("the waiter has dropped its pool"))
+            .shutdown();
     });
 }
 

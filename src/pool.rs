@@ -273,6 +273,12 @@ impl ThreadPool {
     /// ([`completed_count`](Self::completed_count),
     /// [`panic_count`](Self::panic_count)) are exact at that moment.
     ///
+    /// While the pool has fewer workers than the machine has CPUs, the
+    /// caller stays awake, yielding its CPU, for up to 2 ms before it
+    /// sleeps: a thread woken from sleep on an idle CPU can take tens of
+    /// microseconds to run again, longer than many batches of short jobs.
+    /// A wait that lasts longer costs that much CPU once.
+    ///
     /// # Panics
     ///
     /// If called from inside one of this pool's own jobs: the pool cannot

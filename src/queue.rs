@@ -22,10 +22,10 @@
 //! | worker takes its own job, unbounded pool | nothing: if it is counted running and not told to retire (`shrinking`), pop its own deque's newest job; it stays counted running, and counts the job it finished in a private tally (so does a job of the worker that helps while it joins, `help_once`) | run the job |
 //! | worker takes a job    | record its tally; retire if surplus; pop (own deque, outside, steal); `running += 1` (a claimed, not yet written outside job counts as nothing to run, but keeps a closed pool's workers from exiting); an outside job taken by the worker loop of an open unbounded pool brings up to 32 more, the worker's share, into its own deque (`take_batch`) | `notify_one(space_freed)` if one waits; run the job unlocked |
 //! | worker finds nothing  | exit if `closed` and empty; else, the first time, unlock and spin (`sleep.rs`); then `sleeping_workers += 1` and re-check with read-modify-writes (`Injector::peek_synced`) and under each own deque's lock | `wait(work_ready)`, re-check after waking    |
-//! | job finished          | `running -= 1`; count it completed or panicked (a worker does this in the same critical section as taking its next job, for every job it ran since it last locked) | `notify_all(became_idle)` if idle and awaited |
+//! | job finished          | `running -= 1`; count it completed or panicked (a worker does this in the same critical section as taking its next job, for every job it ran since it last locked) | bump `idle_notices` and `notify_all(became_idle)` if idle and awaited |
 //! | `close`               | `closed = true`; close the injector and every own deque | `notify_all` on `work_ready`, `space_freed`  |
 //! | `shutdown_now`        | as `close`; take every queued job (own deques under their locks; waiting out a claimed one); mark them handed back | as `close`                |
-//! | `wait_idle`           | return if nothing is queued and `running == 0`         | else `wait(became_idle)`, re-check           |
+//! | `wait_idle`           | return if nothing is queued and `running == 0`; else `idle_waiters += 1` | the first times, unlock and yield until `idle_notices` moves (`sleep.rs`); then `wait(became_idle)`; re-check after either |
 //! | resize                | set `target_workers`; reserve new workers              | `notify_all(work_ready)` so surplus sleepers retire |
 //! | scope owner waits, outside the pool | return if the scope has no job left (`scope.rs`); else `blocked_scope_owners += 1` | `wait(scope_done)`, re-check |
 //! | a scope's last job    | (after its decrement) unpark the parked joiners if any | `notify_all(work_ready)` if there were; `notify_all(scope_done)` if an owner waits |
@@ -238,6 +238,16 @@ pub(crate) struct Shared {
     /// hint, for a thread outside the pool about to sleep on a join: a
     /// spinning worker is awake on another CPU and will soon run its job.
     spinning: AtomicUsize,
+    /// Bumped by every notification of `became_idle` (in a pool that
+    /// spins). Only a hint, for a `wait_idle` caller yielding before it
+    /// sleeps (`sleep.rs`): it stops yielding when this moves, and re-checks
+    /// under the lock.
+    idle_notices: AtomicUsize,
+    /// The CPUs the process may run on (`available_parallelism`, read once):
+    /// a `wait_idle` caller yields only while the pool has fewer live
+    /// workers, so that it takes no CPU they need. Unlimited under loom and
+    /// shuttle, so that the yield is explored whatever machine runs them.
+    cpus: usize,
     /// The builder's hooks and thread settings, fixed at build time.
     pub(crate) config: Config,
 }
@@ -346,6 +356,12 @@ impl Shared {
             locked_hint: AtomicUsize::new(0),
             shrinking: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
+            idle_notices: AtomicUsize::new(0),
+            cpus: if sync::SCHEDULE_CHOSEN_BY_CHECKER {
+                usize::MAX
+            } else {
+                sync::available_parallelism().map_or(1, |cpus| cpus.get())
+            },
             config,
         }
     }
@@ -635,7 +651,7 @@ impl Shared {
             if self.record_finish(&mut state, completed, panicked) {
                 // Under the lock, which costs the woken waiter only a short
                 // wait for it, and keeps this one critical section.
-                self.became_idle.notify_all();
+                self.notify_idle_waiters();
             }
         }
         let mut spun = false;
@@ -824,7 +840,7 @@ impl Shared {
         let wake = state.idle_waiters > 0;
         drop(state);
         if wake {
-            self.became_idle.notify_all();
+            self.notify_idle_waiters();
         }
         None
     }
@@ -902,7 +918,7 @@ impl Shared {
         let generation = state.park_generation;
         if state.idle_waiters > 0 {
             // A shutdown from inside the pool may be waiting for this.
-            self.became_idle.notify_all();
+            self.notify_idle_waiters();
         }
         state = sync::wait(&self.work_ready, state);
         if state.park_generation == generation {
@@ -1009,7 +1025,7 @@ impl Shared {
         let wake = self.record_finish(&mut state, usize::from(!panicked), usize::from(panicked));
         drop(state);
         if wake {
-            self.became_idle.notify_all();
+            self.notify_idle_waiters();
         }
     }
 
@@ -1090,7 +1106,7 @@ impl Shared {
         drop(state);
         self.wake_all_after_close();
         if wake {
-            self.became_idle.notify_all();
+            self.notify_idle_waiters();
         }
         jobs
     }
@@ -1103,14 +1119,43 @@ impl Shared {
         self.space_freed.notify_all();
     }
 
-    /// Blocks until nothing is queued and nothing is running.
+    /// Blocks until nothing is queued and nothing is running. In a pool
+    /// that spins and leaves a CPU free (fewer live workers than `cpus`),
+    /// the caller first yields for a bounded time, awake, until a
+    /// notification of `became_idle` moves `idle_notices` (`sleep.rs`); it
+    /// is counted in `idle_waiters` meanwhile, so that the job that makes
+    /// the pool idle notifies. Either way it decides only under the lock.
     pub(crate) fn wait_idle(&self) {
+        let mut budget = self.config.spins().then(sleep::YieldBudget::new);
         let mut state = self.lock();
         while !self.is_idle(&state) {
             state.idle_waiters += 1;
-            state = sync::wait(&self.became_idle, state);
+            match &mut budget {
+                Some(budget) if !budget.spent() && state.live_workers < self.cpus => {
+                    // Relaxed: pairs with the `Relaxed` bump in
+                    // `notify_idle_waiters`; a hint, the lock below orders
+                    // what the pool did.
+                    let notices = self.idle_notices.load(Ordering::Relaxed);
+                    drop(state);
+                    budget.yield_while(|| self.idle_notices.load(Ordering::Relaxed) == notices);
+                    state = self.lock();
+                }
+                _ => state = sync::wait(&self.became_idle, state),
+            }
             state.idle_waiters -= 1;
         }
+    }
+
+    /// Wakes the callers waiting on `became_idle`, including a `wait_idle`
+    /// caller yielding before it sleeps (through `idle_notices`). Called
+    /// after a change that may end a wait, made under the lock.
+    fn notify_idle_waiters(&self) {
+        if self.config.spins() {
+            // Relaxed: pairs with the `Relaxed` loads in `wait_idle`; a hint
+            // that publishes nothing (the waiter re-checks under the lock).
+            self.idle_notices.fetch_add(1, Ordering::Relaxed);
+        }
+        self.became_idle.notify_all();
     }
 
     /// Like [`wait_idle`](Self::wait_idle) but gives up at `deadline`
@@ -1219,7 +1264,7 @@ impl Shared {
         let wake = state.idle_waiters > 0;
         drop(state);
         if wake {
-            self.became_idle.notify_all();
+            self.notify_idle_waiters();
         }
     }
 
