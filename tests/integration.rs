@@ -1610,6 +1610,56 @@ fn wait_idle_timeout_with_the_longest_duration_waits_until_idle() {
     assert_eq!(pool.completed_count(), 1);
 }
 
+/// The scheduling state (`R`, `S`, ...) of thread `tid` of this process.
+#[cfg(target_os = "linux")]
+fn thread_state(tid: &str) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    // After the command name, which may itself hold spaces and parentheses.
+    let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+    after_name.trim_start().chars().next().unwrap()
+}
+
+/// `wait_idle` on a pool that stays busy yields for a bounded time and
+/// then sleeps: it must not burn a CPU for the rest of the wait. The
+/// waiter's state is sampled from `/proc` until it is seen asleep in five
+/// samples in a row; a waiter that never sleeps turns this into a hang,
+/// which [`HANG`] fails.
+#[cfg(target_os = "linux")]
+#[test]
+fn wait_idle_on_a_busy_pool_ends_up_asleep() {
+    let pool = ThreadPool::new(1);
+    let gate = Arc::new(Gate::default());
+    let blocked = Arc::clone(&gate);
+    pool.execute(move || blocked.pass());
+    let (tid_tx, tid_rx) = mpsc::channel();
+    thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            let me = std::fs::read_link("/proc/thread-self").unwrap();
+            let tid = me.file_name().unwrap().to_str().unwrap().to_owned();
+            tid_tx.send(tid).unwrap();
+            pool.wait_idle();
+        });
+        let tid = tid_rx.recv_timeout(HANG).unwrap();
+        let deadline = std::time::Instant::now() + HANG;
+        let mut asleep_in_a_row = 0;
+        while asleep_in_a_row < 5 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "wait_idle kept its thread awake while the pool stayed busy"
+            );
+            asleep_in_a_row = if thread_state(&tid) == 'S' {
+                asleep_in_a_row + 1
+            } else {
+                0
+            };
+            thread::sleep(Duration::from_millis(1));
+        }
+        gate.open();
+        waiter.join().unwrap();
+    });
+    assert_eq!(pool.completed_count(), 1);
+}
+
 #[test]
 fn wait_idle_returns_at_once_on_an_idle_pool_and_waits_for_children() {
     let pool = ThreadPool::new(2);
