@@ -54,7 +54,7 @@ const SCOPE_PANIC: &str = "a scoped job panicked";
 /// A value on the model's stack that scoped jobs borrow. Every access goes
 /// through loom's `UnsafeCell`, which checks that each write happens before
 /// every later read or write (and the reverse).
-struct Borrowed(UnsafeCell<usize>);
+pub(super) struct Borrowed(UnsafeCell<usize>);
 
 // SAFETY: the cell is only reached through `read` and `write`, i.e. loom's
 // `with` / `with_mut`, which check the access against every other access
@@ -64,16 +64,16 @@ struct Borrowed(UnsafeCell<usize>);
 unsafe impl Sync for Borrowed {}
 
 impl Borrowed {
-    fn new() -> Borrowed {
+    pub(super) fn new() -> Borrowed {
         Borrowed(UnsafeCell::new(0))
     }
 
-    fn write(&self, value: usize) {
+    pub(super) fn write(&self, value: usize) {
         // SAFETY: see the `Sync` impl: loom has checked this access.
         self.0.with_mut(|cell| unsafe { *cell = value });
     }
 
-    fn read(&self) -> usize {
+    pub(super) fn read(&self) -> usize {
         // SAFETY: see the `Sync` impl: loom has checked this access.
         self.0.with(|cell| unsafe { *cell })
     }

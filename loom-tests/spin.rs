@@ -20,6 +20,7 @@
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
+use super::scope::Borrowed;
 use super::{model, wakeup};
 use crate::sync::Arc;
 use crate::Builder;
@@ -116,6 +117,37 @@ fn two_yielding_idle_waiters_both_return_once_the_job_ran() {
         Arc::try_unwrap(pool)
             .unwrap_or_else(|_| panic!("the waiter has dropped its pool"))
             .shutdown();
+    });
+}
+
+/// One spinning worker; the main thread owns a scope outside the pool, with
+/// two `execute`d jobs that write borrowed cells. The owner may yield while
+/// it watches the scope's count, find the count at 0 there, run out of
+/// budget, or sleep on `scope_done`, whichever the worker is doing. `scope`
+/// must return only after both writes (a read racing a write is a loom
+/// causality failure), and the owner must never sleep through the last
+/// job's notification.
+#[test]
+fn scope_owner_yielding_outside_the_pool_returns_after_every_write() {
+    model(8, || {
+        let pool = Builder::new()
+            .num_threads(1)
+            .spin_before_sleep(true)
+            .build()
+            .unwrap();
+        let first = Borrowed::new();
+        let second = Borrowed::new();
+        // Deadlocks if the owner slept through the last job's notification.
+        pool.scope(|s| {
+            s.execute(|| first.write(1));
+            s.execute(|| second.write(2));
+        });
+        assert_eq!(
+            (first.read(), second.read()),
+            (1, 2),
+            "scope returned before its jobs' writes to borrowed data"
+        );
+        pool.shutdown();
     });
 }
 

@@ -216,7 +216,10 @@ impl ThreadPool {
     ///   panic.
     ///
     /// On a worker of this same pool, `scope` runs queued jobs while it
-    /// waits, so scopes can nest even on a one-thread pool.
+    /// waits, so scopes can nest even on a one-thread pool. Elsewhere it
+    /// waits as [`wait_idle`](Self::wait_idle) does: awake, yielding, for up
+    /// to 2 ms while the pool has fewer workers than the machine has CPUs,
+    /// then asleep.
     ///
     /// # Panics
     ///

@@ -27,7 +27,7 @@
 //! | `shutdown_now`        | as `close`; take every queued job (own deques under their locks; waiting out a claimed one); mark them handed back | as `close`                |
 //! | `wait_idle`           | return if nothing is queued and `running == 0`; else `idle_waiters += 1` | the first times, unlock and yield until `idle_notices` moves (`sleep.rs`); then `wait(became_idle)`; re-check after either |
 //! | resize                | set `target_workers`; reserve new workers              | `notify_all(work_ready)` so surplus sleepers retire |
-//! | scope owner waits, outside the pool | return if the scope has no job left (`scope.rs`); else `blocked_scope_owners += 1` | `wait(scope_done)`, re-check |
+//! | scope owner waits, outside the pool | return if the scope has no job left (`scope.rs`); else `blocked_scope_owners += 1` | the first times, unlock and yield until the scope's count reaches 0 (`sleep.rs`); then `wait(scope_done)`; re-check after either |
 //! | a scope's last job    | (after its decrement) unpark the parked joiners if any | `notify_all(work_ready)` if there were; `notify_all(scope_done)` if an owner waits |
 //!
 //! **No lost wake-up.** A worker decides to sleep only after registering in
@@ -963,13 +963,16 @@ impl Shared {
     /// decrement, and takes the pool lock to do so: either this check sees
     /// the decrement, or the owner was waiting before that job could lock,
     /// and is counted in `blocked_scope_owners` (`scope.rs`).
+    ///
+    /// Like `wait_idle`, the owner first yields, awake, while a CPU is free
+    /// for it; it watches `done` itself, which reads the scope's own count.
     pub(crate) fn wait_for_scope(&self, done: impl Fn() -> bool) {
-        let mut state = self.lock();
-        while !done() {
-            state.blocked_scope_owners += 1;
-            state = sync::wait(&self.scope_done, state);
-            state.blocked_scope_owners -= 1;
-        }
+        self.wait_awake_then_asleep(
+            &self.scope_done,
+            |state| &mut state.blocked_scope_owners,
+            |_| done(),
+            &done,
+        );
     }
 
     /// Called by the job that takes a scope's count of jobs to 0, after the
@@ -1119,30 +1122,50 @@ impl Shared {
         self.space_freed.notify_all();
     }
 
-    /// Blocks until nothing is queued and nothing is running. In a pool
-    /// that spins and leaves a CPU free (fewer live workers than `cpus`),
-    /// the caller first yields for a bounded time, awake, until a
-    /// notification of `became_idle` moves `idle_notices` (`sleep.rs`); it
-    /// is counted in `idle_waiters` meanwhile, so that the job that makes
-    /// the pool idle notifies. Either way it decides only under the lock.
+    /// Blocks until nothing is queued and nothing is running, first
+    /// yielding until a notification of `became_idle` moves `idle_notices`
+    /// ([`wait_awake_then_asleep`](Self::wait_awake_then_asleep)).
     pub(crate) fn wait_idle(&self) {
+        self.wait_awake_then_asleep(
+            &self.became_idle,
+            |state| &mut state.idle_waiters,
+            |state| self.is_idle(state),
+            // Relaxed: pairs with the `Relaxed` bump in
+            // `notify_idle_waiters`; a hint, the lock orders what the pool
+            // did.
+            || self.idle_notices.load(Ordering::Relaxed),
+        );
+    }
+
+    /// Blocks, on `condvar` and counted in `waiters`, until `done` (called
+    /// with the pool lock held) returns `true`. In a pool that spins and
+    /// leaves a CPU free (fewer live workers than `cpus`), the caller first
+    /// yields for a bounded time, awake, until `hint` (read without the
+    /// lock) changes from what it read under the lock (`sleep.rs`). It is
+    /// counted in `waiters` meanwhile too, so whatever ends the wait
+    /// notifies, and it decides only under the lock: a hint that changed,
+    /// or a budget spent, only brings it back to the check.
+    fn wait_awake_then_asleep<H: PartialEq>(
+        &self,
+        condvar: &Condvar,
+        waiters: fn(&mut State) -> &mut usize,
+        done: impl Fn(&State) -> bool,
+        hint: impl Fn() -> H,
+    ) {
         let mut budget = self.config.spins().then(sleep::YieldBudget::new);
         let mut state = self.lock();
-        while !self.is_idle(&state) {
-            state.idle_waiters += 1;
+        while !done(&state) {
+            *waiters(&mut state) += 1;
             match &mut budget {
                 Some(budget) if !budget.spent() && state.live_workers < self.cpus => {
-                    // Relaxed: pairs with the `Relaxed` bump in
-                    // `notify_idle_waiters`; a hint, the lock below orders
-                    // what the pool did.
-                    let notices = self.idle_notices.load(Ordering::Relaxed);
+                    let seen = hint();
                     drop(state);
-                    budget.yield_while(|| self.idle_notices.load(Ordering::Relaxed) == notices);
+                    budget.yield_while(|| hint() == seen);
                     state = self.lock();
                 }
-                _ => state = sync::wait(&self.became_idle, state),
+                _ => state = sync::wait(condvar, state),
             }
-            state.idle_waiters -= 1;
+            *waiters(&mut state) -= 1;
         }
     }
 

@@ -50,7 +50,9 @@
 //! **Waiting.** The owner runs the closure (catching a panic), then waits for
 //! `pending == 0`. Outside the pool it blocks on the pool's `scope_done`
 //! condvar (`Shared::wait_for_scope`), counted in `blocked_scope_owners`,
-//! after reading `pending` under the pool lock; on a worker of the same
+//! after reading `pending` under the pool lock (first yielding for a
+//! bounded time while it watches `pending`, if the pool leaves a CPU free:
+//! `sleep.rs`); on a worker of the same
 //! pool it helps instead, as a helping join does (`join.rs`): it runs
 //! queued jobs and sleeps only in `Shared::sleep_while_joining`, counted in
 //! `parked_joiners`, after reading `pending` under the pool lock. The last
