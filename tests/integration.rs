@@ -1619,25 +1619,19 @@ fn thread_state(tid: &str) -> char {
     after_name.trim_start().chars().next().unwrap()
 }
 
-/// `wait_idle` on a pool that stays busy yields for a bounded time and
-/// then sleeps: it must not burn a CPU for the rest of the wait. The
-/// waiter's state is sampled from `/proc` until it is seen asleep in five
-/// samples in a row; a waiter that never sleeps turns this into a hang,
-/// which [`HANG`] fails.
+/// Runs `wait` on a thread of its own and samples that thread's state from
+/// `/proc` until it is seen asleep in five samples in a row, then calls
+/// `release`, which must let `wait` return. A waiter that never sleeps turns
+/// this into a hang, which [`HANG`] fails.
 #[cfg(target_os = "linux")]
-#[test]
-fn wait_idle_on_a_busy_pool_ends_up_asleep() {
-    let pool = ThreadPool::new(1);
-    let gate = Arc::new(Gate::default());
-    let blocked = Arc::clone(&gate);
-    pool.execute(move || blocked.pass());
+fn assert_ends_up_asleep(wait: impl FnOnce() + Send, release: impl FnOnce()) {
     let (tid_tx, tid_rx) = mpsc::channel();
     thread::scope(|scope| {
-        let waiter = scope.spawn(|| {
+        let waiter = scope.spawn(move || {
             let me = std::fs::read_link("/proc/thread-self").unwrap();
             let tid = me.file_name().unwrap().to_str().unwrap().to_owned();
             tid_tx.send(tid).unwrap();
-            pool.wait_idle();
+            wait();
         });
         let tid = tid_rx.recv_timeout(HANG).unwrap();
         let deadline = std::time::Instant::now() + HANG;
@@ -1645,7 +1639,7 @@ fn wait_idle_on_a_busy_pool_ends_up_asleep() {
         while asleep_in_a_row < 5 {
             assert!(
                 std::time::Instant::now() < deadline,
-                "wait_idle kept its thread awake while the pool stayed busy"
+                "the waiter kept its thread awake while the pool stayed busy"
             );
             asleep_in_a_row = if thread_state(&tid) == 'S' {
                 asleep_in_a_row + 1
@@ -1654,9 +1648,32 @@ fn wait_idle_on_a_busy_pool_ends_up_asleep() {
             };
             thread::sleep(Duration::from_millis(1));
         }
-        gate.open();
+        release();
         waiter.join().unwrap();
     });
+}
+
+/// `wait_idle` on a pool that stays busy yields for a bounded time and
+/// then sleeps: it must not burn a CPU for the rest of the wait.
+#[cfg(target_os = "linux")]
+#[test]
+fn wait_idle_on_a_busy_pool_ends_up_asleep() {
+    let pool = ThreadPool::new(1);
+    let gate = Arc::new(Gate::default());
+    let blocked = Arc::clone(&gate);
+    pool.execute(move || blocked.pass());
+    assert_ends_up_asleep(|| pool.wait_idle(), || gate.open());
+    assert_eq!(pool.completed_count(), 1);
+}
+
+/// The owner of a scope, outside the pool, waiting for a job that stays
+/// blocked, ends up asleep too.
+#[cfg(target_os = "linux")]
+#[test]
+fn scope_owner_outside_the_pool_waiting_on_a_blocked_job_ends_up_asleep() {
+    let pool = ThreadPool::new(1);
+    let gate = Gate::default();
+    assert_ends_up_asleep(|| pool.scope(|s| s.execute(|| gate.pass())), || gate.open());
     assert_eq!(pool.completed_count(), 1);
 }
 
