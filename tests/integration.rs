@@ -1619,12 +1619,12 @@ fn thread_state(tid: &str) -> char {
     after_name.trim_start().chars().next().unwrap()
 }
 
-/// Runs `wait` on a thread of its own and samples that thread's state from
-/// `/proc` until it is seen asleep in five samples in a row, then calls
-/// `release`, which must let `wait` return. A waiter that never sleeps turns
-/// this into a hang, which [`HANG`] fails.
+/// Runs `wait` on a thread of its own, then `drive`, which gets a function
+/// that samples that thread's state from `/proc` until it is seen asleep in
+/// five samples in a row, and must end by letting `wait` return. A waiter
+/// that never sleeps again turns this into a hang, which [`HANG`] fails.
 #[cfg(target_os = "linux")]
-fn assert_ends_up_asleep(wait: impl FnOnce() + Send, release: impl FnOnce()) {
+fn with_waiter(wait: impl FnOnce() + Send, drive: impl FnOnce(&dyn Fn())) {
     let (tid_tx, tid_rx) = mpsc::channel();
     thread::scope(|scope| {
         let waiter = scope.spawn(move || {
@@ -1634,21 +1634,23 @@ fn assert_ends_up_asleep(wait: impl FnOnce() + Send, release: impl FnOnce()) {
             wait();
         });
         let tid = tid_rx.recv_timeout(HANG).unwrap();
-        let deadline = std::time::Instant::now() + HANG;
-        let mut asleep_in_a_row = 0;
-        while asleep_in_a_row < 5 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the waiter kept its thread awake while the pool stayed busy"
-            );
-            asleep_in_a_row = if thread_state(&tid) == 'S' {
-                asleep_in_a_row + 1
-            } else {
-                0
-            };
-            thread::sleep(Duration::from_millis(1));
-        }
-        release();
+        let until_asleep = || {
+            let deadline = std::time::Instant::now() + HANG;
+            let mut asleep_in_a_row = 0;
+            while asleep_in_a_row < 5 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the waiter kept its thread awake while the pool stayed busy"
+                );
+                asleep_in_a_row = if thread_state(&tid) == 'S' {
+                    asleep_in_a_row + 1
+                } else {
+                    0
+                };
+                thread::sleep(Duration::from_millis(1));
+            }
+        };
+        drive(&until_asleep);
         waiter.join().unwrap();
     });
 }
@@ -1662,7 +1664,44 @@ fn wait_idle_on_a_busy_pool_ends_up_asleep() {
     let gate = Arc::new(Gate::default());
     let blocked = Arc::clone(&gate);
     pool.execute(move || blocked.pass());
-    assert_ends_up_asleep(|| pool.wait_idle(), || gate.open());
+    with_waiter(
+        || pool.wait_idle(),
+        |until_asleep| {
+            until_asleep();
+            gate.open();
+        },
+    );
+    assert_eq!(pool.completed_count(), 1);
+}
+
+/// A `wait_idle` caller woken, once its yield budget is spent, by something
+/// that does not end its wait (here a worker retiring) goes back to sleep.
+/// Two workers, so that the caller yields only once one has retired, on a
+/// machine with two CPUs or more (on one it never yields).
+#[cfg(target_os = "linux")]
+#[test]
+fn wait_idle_woken_by_a_retiring_worker_goes_back_to_sleep() {
+    let (stopped_tx, stopped_rx) = mpsc::channel();
+    let pool = Builder::new()
+        .num_threads(2)
+        .on_thread_stop(move |_| stopped_tx.send(()).unwrap())
+        .build()
+        .unwrap();
+    let gate = Arc::new(Gate::default());
+    let blocked = Arc::clone(&gate);
+    pool.execute(move || blocked.pass());
+    with_waiter(
+        || pool.wait_idle(),
+        |until_asleep| {
+            until_asleep();
+            pool.set_num_threads(1).unwrap();
+            // The idle worker retires; it notifies the waiter before its
+            // stop hook runs.
+            stopped_rx.recv_timeout(HANG).unwrap();
+            until_asleep();
+            gate.open();
+        },
+    );
     assert_eq!(pool.completed_count(), 1);
 }
 
@@ -1674,7 +1713,7 @@ fn scope_owner_outside_the_pool_waiting_on_a_blocked_job_ends_up_asleep() {
     let pool = ThreadPool::new(1);
     let gate = Gate::default();
     let ran = AtomicBool::new(false);
-    assert_ends_up_asleep(
+    with_waiter(
         || {
             pool.scope(|s| {
                 s.execute(|| {
@@ -1683,7 +1722,10 @@ fn scope_owner_outside_the_pool_waiting_on_a_blocked_job_ends_up_asleep() {
                 });
             });
         },
-        || gate.open(),
+        |until_asleep| {
+            until_asleep();
+            gate.open();
+        },
     );
     // `scope` returns once its job has finished; the pool's counters are
     // exact only once `wait_idle` returns, so they are not read here.
