@@ -244,8 +244,9 @@ pub(crate) struct Shared {
     /// under the lock.
     idle_notices: AtomicUsize,
     /// The CPUs the process may run on (`available_parallelism`, read once):
-    /// a `wait_idle` caller yields only while the pool has fewer live
-    /// workers, so that it takes no CPU they need. Unlimited under loom and
+    /// a `wait_idle` caller, or a scope's owner outside the pool, yields only
+    /// while the pool has fewer live workers, so that it takes no CPU they
+    /// need. Unlimited under loom and
     /// shuttle, so that the yield is explored whatever machine runs them.
     cpus: usize,
     /// The builder's hooks and thread settings, fixed at build time.
