@@ -3,8 +3,9 @@
 //! the same critical section that takes its next one.
 //!
 //! The last model is of a thread outside the pool joining a `JoinHandle`:
-//! with spinning on, it first spins while the job's progress hint says
-//! running, or queued with a worker spinning (`src/join.rs`).
+//! with spinning on, it first yields while the job's progress hint is not
+//! resolved, as it does whenever the pool leaves a CPU free (`src/join.rs`,
+//! `src/sleep.rs`).
 //!
 //! These models build their pools with `spin_before_sleep(true)`, so a
 //! worker that finds the queue empty unlocks, watches `queued_hint` for one
@@ -181,14 +182,15 @@ fn spinning_workers_run_each_job_exactly_once_and_exit_on_shutdown() {
 }
 
 /// One spinning worker; the main thread spawns a job and joins it from
-/// outside the pool, so it may spin on the job's progress hint (queued with
-/// the worker spinning, running, resolved) or give up and sleep, whichever
-/// the worker is doing. The spin only delays the joiner's check under the
+/// outside the pool, so it yields while the job's progress hint is not
+/// resolved (under loom the pool always leaves a CPU free: one yield), and
+/// either sees the hint resolved or gives up and sleeps, whichever the
+/// worker is doing. The yield only delays the joiner's check under the
 /// slot lock: the value must come back exactly once, and the joiner must
 /// never take a result that is not there yet or sleep through its
 /// notification.
 #[test]
-fn outside_joiner_spinning_on_its_job_gets_its_result() {
+fn outside_joiner_waiting_awake_on_its_job_gets_its_result() {
     model(20, || {
         let pool = Builder::new()
             .num_threads(1)

@@ -21,14 +21,16 @@
 //! (`scope.rs`).
 //! **Blocking join** (outside the pool): wait on the slot's condvar until
 //! `resolved`. The promise resolves under the lock, then notifies, so the
-//! check-then-wait cannot miss it. Before it locks, the joiner may spin
-//! briefly while the job runs or a worker is spinning awake (`sleep.rs`),
-//! watching `Slot::progress`, a hint the job stores as it starts and the
-//! promise as it resolves. The hint decides nothing: the joiner then locks
-//! and checks `resolved` exactly as before, so the spin only delays the
-//! check, and a joiner that saw the result there never sleeps and is never
-//! notified. Proven by `loom-tests/spin.rs`
-//! (`outside_joiner_spinning_on_its_job_gets_its_result`).
+//! check-then-wait cannot miss it. Before it locks, the joiner waits
+//! awake for a bounded time (`sleep.rs`), watching `Slot::progress`, a hint
+//! the job stores as it starts and the promise as it resolves: while the
+//! pool leaves a CPU free it yields until the hint says resolved, and
+//! otherwise it spins briefly while the job runs or a worker is spinning
+//! awake. The hint decides nothing: the joiner then locks and checks
+//! `resolved` exactly as before, so the wait only delays the check, and a
+//! joiner that saw the result there never sleeps and is never notified.
+//! Proven by `loom-tests/spin.rs`
+//! (`outside_joiner_waiting_awake_on_its_job_gets_its_result`).
 //!
 //! A promise dropped unrun (a handed-back job that is discarded) resolves to
 //! a cancelled [`JoinError`]: every handle resolves, one way or the other.
@@ -89,8 +91,8 @@ pub(crate) struct Slot<T> {
     /// A blocking `join` waits here for `resolved`.
     resolved: Condvar,
     /// How far the job is ([`QUEUED`], [`RUNNING`], [`RESOLVED`]): a hint
-    /// for a joiner outside the pool deciding whether to spin. Written only
-    /// when `hinted`.
+    /// for a joiner outside the pool deciding whether to keep spinning or
+    /// yielding. Written only when `hinted`.
     progress: AtomicUsize,
     /// Whether the pool's joiners spin (always, except in loom models that
     /// did not ask for it: a store is one more step to explore).
@@ -157,6 +159,14 @@ impl<T> Slot<T> {
             QUEUED => pool.worker_spinning(),
             _ => false,
         }
+    }
+
+    /// Whether the progress hint says the job is resolved: for a joiner
+    /// outside the pool deciding whether to keep yielding.
+    fn resolved_hint(&self) -> bool {
+        // Relaxed: pairs with the `Relaxed` stores of `publish_progress`; a
+        // hint, the joiner takes the result under the slot's lock.
+        self.progress.load(Ordering::Relaxed) == RESOLVED
     }
 
     fn lock(&self) -> MutexGuard<'_, SlotState<T>> {
@@ -342,6 +352,14 @@ pub struct JoinHandle<T> {
 impl<T> JoinHandle<T> {
     /// Waits for the job and returns its result.
     ///
+    /// On a worker of the same pool, runs other queued jobs while it waits.
+    /// Elsewhere, while the pool has fewer workers than the machine has
+    /// CPUs, the caller stays awake, yielding its CPU, for up to 2 ms before
+    /// it sleeps, as [`ThreadPool::wait_idle`](crate::ThreadPool::wait_idle)
+    /// does: the job's worker may share that CPU, and a sleeping caller
+    /// takes microseconds to wake. A wait that lasts longer costs that much
+    /// CPU once.
+    ///
     /// # Errors
     ///
     /// A [`JoinError`] that [`is_panic`](JoinError::is_panic) if the job
@@ -362,7 +380,13 @@ impl<T> JoinHandle<T> {
 
     fn join_blocking(self) -> Result<T, JoinError> {
         if self.slot.hinted {
-            sleep::spin_while(|| self.slot.worth_spinning(&self.pool));
+            if self.pool.cpu_free() {
+                // The job's worker may share this thread's CPU: yield it
+                // (`sleep.rs`).
+                sleep::YieldBudget::new().yield_while(|| !self.slot.resolved_hint());
+            } else {
+                sleep::spin_while(|| self.slot.worth_spinning(&self.pool));
+            }
         }
         let mut state = self.slot.lock();
         while !state.resolved {

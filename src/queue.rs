@@ -244,11 +244,18 @@ pub(crate) struct Shared {
     /// under the lock.
     idle_notices: AtomicUsize,
     /// The CPUs the process may run on (`available_parallelism`, read once):
-    /// a `wait_idle` caller, or a scope's owner outside the pool, yields only
-    /// while the pool has fewer live workers, so that it takes no CPU they
-    /// need. Unlimited under loom and
+    /// a `wait_idle` caller, a scope's owner outside the pool and a joiner
+    /// outside the pool yield only while the pool has fewer live workers, so
+    /// that they take no CPU the workers need; an idle worker then yields
+    /// from the start of its spin (`sleep.rs`). Unlimited under loom and
     /// shuttle, so that the yield is explored whatever machine runs them.
     cpus: usize,
+    /// Whether the pool has fewer live workers than `cpus` (1) or not (0),
+    /// stored under the lock when that changes, for a joiner outside the
+    /// pool, which decides without the pool lock whether to yield or spin
+    /// (`sleep.rs`). Only a hint: either way the joiner then checks its
+    /// job's slot under the slot's lock.
+    cpu_free: AtomicUsize,
     /// The builder's hooks and thread settings, fixed at build time.
     pub(crate) config: Config,
 }
@@ -306,6 +313,8 @@ struct State {
     panicked: usize,
     /// What `Shared::shrinking` was last set to.
     shrinking_published: bool,
+    /// What `Shared::cpu_free` was last set to.
+    cpu_free_published: bool,
 }
 
 /// How the other workers stand when a shutdown stops waiting for them.
@@ -325,6 +334,11 @@ pub(crate) struct Leftover {
 
 impl Shared {
     pub(crate) fn new(config: Config, capacity: usize) -> Shared {
+        let cpus = if sync::SCHEDULE_CHOSEN_BY_CHECKER {
+            usize::MAX
+        } else {
+            sync::available_parallelism().map_or(1, |cpus| cpus.get())
+        };
         Shared {
             state: Mutex::new(State {
                 locked: Locked {
@@ -345,6 +359,7 @@ impl Shared {
                 completed: 0,
                 panicked: 0,
                 shrinking_published: false,
+                cpu_free_published: true,
             }),
             injector: Injector::new(),
             lock_free: capacity == usize::MAX && config.pushes_without_lock(),
@@ -358,11 +373,9 @@ impl Shared {
             shrinking: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
             idle_notices: AtomicUsize::new(0),
-            cpus: if sync::SCHEDULE_CHOSEN_BY_CHECKER {
-                usize::MAX
-            } else {
-                sync::available_parallelism().map_or(1, |cpus| cpus.get())
-            },
+            cpus,
+            // No worker is live yet, and `cpus` is at least 1.
+            cpu_free: AtomicUsize::new(1),
             config,
         }
     }
@@ -676,13 +689,16 @@ impl Shared {
             if !spun && self.config.spins() {
                 spun = true;
                 let stamp = self.lock_free.then(|| self.injector.stamp());
+                // A CPU is free: the thread that submits next may share this
+                // one, and must get it at once (`sleep.rs`).
+                let yield_at_once = self.leaves_cpu_free(&state);
                 drop(state);
                 // Relaxed: a hint for joiners (`worker_spinning`), which
                 // read nothing it publishes.
                 self.spinning.fetch_add(1, Ordering::Relaxed);
                 // Pairs with the `Relaxed` stores of `publish_locked_len`:
                 // only hints, the lock orders what they point at.
-                sleep::spin_until(|| {
+                sleep::spin_until(yield_at_once, || {
                     self.locked_hint.load(Ordering::Relaxed) > 0
                         || stamp.is_some_and(|stamp| self.injector.stamp() != stamp)
                 });
@@ -835,7 +851,7 @@ impl Shared {
     fn exit_worker(&self, mut state: MutexGuard<'_, State>) -> Option<Job> {
         debug_assert!(state.live_workers > 0);
         state.live_workers -= 1;
-        self.publish_shrinking(&mut state);
+        self.publish_sizes(&mut state);
         // Not only at zero: a `shutdown_timeout` called from inside a job
         // waits for every worker but its own, i.e. for one left.
         let wake = state.idle_waiters > 0;
@@ -1158,7 +1174,7 @@ impl Shared {
         while !done(&state) {
             *waiters(&mut state) += 1;
             match &mut budget {
-                Some(budget) if !budget.spent() && state.live_workers < self.cpus => {
+                Some(budget) if !budget.spent() && self.leaves_cpu_free(&state) => {
                     let seen = hint();
                     drop(state);
                     budget.yield_while(|| hint() == seen);
@@ -1267,7 +1283,7 @@ impl Shared {
         state.live_workers += missing;
         let first = state.next_index;
         state.next_index += missing;
-        self.publish_shrinking(&mut state);
+        self.publish_sizes(&mut state);
         let shrinking = state.live_workers > target;
         drop(state);
         if shrinking {
@@ -1284,7 +1300,7 @@ impl Shared {
         debug_assert!(state.live_workers >= count);
         state.live_workers -= count;
         state.target_workers = state.live_workers;
-        self.publish_shrinking(&mut state);
+        self.publish_sizes(&mut state);
         let wake = state.idle_waiters > 0;
         drop(state);
         if wake {
@@ -1292,11 +1308,12 @@ impl Shared {
         }
     }
 
-    /// Mirrors `live_workers > target_workers` into `shrinking`; called
-    /// under the lock after either changes. (The copy in `State` spares a
-    /// load of the atomic: each is one more scheduling point in a loom
-    /// model.)
-    fn publish_shrinking(&self, state: &mut State) {
+    /// Mirrors `live_workers > target_workers` into `shrinking`, and
+    /// `live_workers < cpus` into `cpu_free`; called under the lock after
+    /// either count changes. (The copies in `State` spare a load of the
+    /// atomics: each is one more scheduling point in a loom model. Under
+    /// loom `cpus` is unlimited, so `cpu_free` is never stored.)
+    fn publish_sizes(&self, state: &mut State) {
         let shrinking = state.live_workers > state.target_workers;
         if state.shrinking_published != shrinking {
             state.shrinking_published = shrinking;
@@ -1304,6 +1321,28 @@ impl Shared {
             self.shrinking
                 .store(usize::from(shrinking), Ordering::Relaxed);
         }
+        let cpu_free = self.leaves_cpu_free(state);
+        if state.cpu_free_published != cpu_free {
+            state.cpu_free_published = cpu_free;
+            // Relaxed: pairs with the `Relaxed` load in `cpu_free`; a hint.
+            self.cpu_free
+                .store(usize::from(cpu_free), Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the pool has fewer live workers than the process has CPUs,
+    /// read under the lock.
+    fn leaves_cpu_free(&self, state: &State) -> bool {
+        state.live_workers < self.cpus
+    }
+
+    /// Whether the pool has fewer live workers than the process has CPUs,
+    /// read without the lock, for a joiner outside the pool (`sleep.rs`):
+    /// a hint, a little stale while the pool resizes.
+    pub(crate) fn cpu_free(&self) -> bool {
+        // Relaxed: pairs with the `Relaxed` store in `publish_sizes`; a hint
+        // that publishes nothing.
+        self.cpu_free.load(Ordering::Relaxed) == 1
     }
 
     /// Worker `index`'s own deque, made on the worker's first push (not

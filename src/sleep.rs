@@ -25,9 +25,29 @@
 //! 10,000 hints (about 250 µs) made one worker's hot p99 249. Spinning only
 //! in the two cases above took two workers' hot round trip from 0.43 / 20
 //! to 0.30 / 0.87 and left the cold one and one worker's hot one as they
-//! were. (On one worker, once the pool has idled, the joiner and the worker
-//! appear to share a CPU: the joiner then finds the job neither running
-//! nor a worker spinning, and sleeps at once.)
+//! were.
+//!
+//! **While the pool leaves a CPU free** (fewer live workers than the
+//! process has CPUs, `Shared::cpu_free`) the joiner does not spin: it
+//! yields, for up to 2 ms, until its job's progress hint says resolved
+//! (`JoinHandle::join_blocking`), and an idle worker's spin yields from its
+//! first round instead of spinning first. On one worker the joiner and the
+//! worker are often on the same CPU (a thread woken by a futex is placed
+//! on its waker's), and a thread spinning on `spin_loop` hints keeps the
+//! other off it for the whole spin. Before, the joiner found its job
+//! neither running nor a worker spinning and slept at once, paying a wake
+//! per round trip. Both halves are needed: joiners that yielded while the
+//! worker still spun first took one worker's cold p50 to 7.7 µs (as the
+//! earlier measurement above found); in a trace of a version whose joiner
+//! still spun while a worker spun awake, hot round trips took 15 to 22 µs
+//! while the two shared CPU 0, a switch coming only when a spin ran out.
+//! Yielding on both sides hands the CPU over at once. W3 on one worker, in full runs of
+//! `benches/peers.rs` (µs, p50 / p99), went from 3.62 / 5.96 hot and
+//! 4.89 / 10.2 cold to 2.52 / 2.72 hot and 4.46 / 8.08 cold; the rest of
+//! the workloads were unchanged within noise. The hot round trip is then
+//! two thread switches on one CPU, about 2.5 µs here (0.6 µs when the two
+//! threads happen to be on different CPUs). With as many workers as CPUs
+//! nothing changes: the joiner spins as above.
 //!
 //! **A `wait_idle` caller, and a scope's owner outside the pool,** yield
 //! before they sleep ([`YieldBudget`]; `Shared::wait_awake_then_asleep` in
@@ -76,7 +96,8 @@
 //! first) or with `Acquire` by the pop (the second).
 //!
 //! The spin is bounded (127 `spin_loop` hints, then 53 `yield_now`s: about
-//! 13 µs on a 2-vCPU virtual machine, where each yield is about 0.2 µs), so
+//! 13 µs on a 2-vCPU virtual machine, where each yield is about 0.2 µs; 60
+//! yields while the pool leaves a CPU free), so
 //! an idle pool still sleeps and burns no CPU. The yields are what make it
 //! long enough: a caller that waits for a batch of jobs and then submits
 //! the next one needs the wake-up of its own thread and a few pushes, and a
@@ -165,13 +186,15 @@ pub(crate) fn spin_while(mut busy: impl FnMut() -> bool) {
 }
 
 /// Spins (then yields) until `ready` returns `true` or the budget is spent;
-/// returns the last answer of `ready`.
-pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+/// returns the last answer of `ready`. With `yield_at_once`, every round
+/// yields.
+pub(crate) fn spin_until(yield_at_once: bool, mut ready: impl FnMut() -> bool) -> bool {
+    let spin_rounds = if yield_at_once { 0 } else { SPIN_ROUNDS };
     for round in 0..ROUNDS {
         if ready() {
             return true;
         }
-        if round < SPIN_ROUNDS {
+        if round < spin_rounds {
             for _ in 0..1u32 << round {
                 sync::spin_loop();
             }

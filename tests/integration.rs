@@ -1705,6 +1705,29 @@ fn wait_idle_woken_by_a_retiring_worker_goes_back_to_sleep() {
     assert_eq!(pool.completed_count(), 1);
 }
 
+/// A joiner outside the pool, waiting for a job that stays blocked, yields
+/// for a bounded time and then sleeps too.
+#[cfg(target_os = "linux")]
+#[test]
+fn joiner_outside_the_pool_waiting_on_a_blocked_job_ends_up_asleep() {
+    let pool = ThreadPool::new(1);
+    let gate = Arc::new(Gate::default());
+    let blocked = Arc::clone(&gate);
+    let handle = pool.spawn(move || {
+        blocked.pass();
+        7
+    });
+    let mut joined = None;
+    with_waiter(
+        || joined = Some(handle.join()),
+        |until_asleep| {
+            until_asleep();
+            gate.open();
+        },
+    );
+    assert_eq!(joined.expect("the waiter ran").unwrap(), 7);
+}
+
 /// The owner of a scope, outside the pool, waiting for a job that stays
 /// blocked, ends up asleep too.
 #[cfg(target_os = "linux")]
