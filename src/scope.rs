@@ -2,8 +2,9 @@
 //!
 //! # Protocol
 //!
-//! [`ThreadPool::scope`] creates one [`ScopeData`], owned by the scope (and
-//! shared, by `Arc`, with the result slots of its `spawn`s). It holds:
+//! [`ThreadPool::scope`](crate::ThreadPool::scope) creates one
+//! [`ScopeData`], owned by the scope (and shared, by `Arc`, with the result
+//! slots of its `spawn`s). It holds:
 //!
 //! | field              | written by                                        | read by                          |
 //! |--------------------|---------------------------------------------------|----------------------------------|

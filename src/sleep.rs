@@ -43,8 +43,9 @@
 //! while the two shared CPU 0, a switch coming only when a spin ran out.
 //! Yielding on both sides hands the CPU over at once. W3 on one worker, in full runs of
 //! `benches/peers.rs` (µs, p50 / p99), went from 3.62 / 5.96 hot and
-//! 4.89 / 10.2 cold to 2.52 / 2.72 hot and 4.46 / 8.08 cold; the rest of
-//! the workloads were unchanged within noise. The hot round trip is then
+//! 4.89 / 10.2 cold (at `062f30e`) to 2.42 / 2.63 hot and 4.28 / 7.79 cold
+//! (at `788f64e`; 2.52 / 2.72 and 4.46 / 8.08 in a run of a first
+//! version); the rest of the workloads were unchanged within noise. The hot round trip is then
 //! two thread switches on one CPU, about 2.5 µs here (0.6 µs when the two
 //! threads happen to be on different CPUs). With as many workers as CPUs
 //! nothing changes: the joiner spins as above.
