@@ -1655,6 +1655,16 @@ fn with_waiter(wait: impl FnOnce() + Send, drive: impl FnOnce(&dyn Fn())) {
     });
 }
 
+/// [`with_waiter`] for a `wait` that waits on a job blocked on `gate`:
+/// opens the gate once the waiter is seen asleep.
+#[cfg(target_os = "linux")]
+fn open_once_asleep(gate: &Gate, wait: impl FnOnce() + Send) {
+    with_waiter(wait, |until_asleep| {
+        until_asleep();
+        gate.open();
+    });
+}
+
 /// `wait_idle` on a pool that stays busy yields for a bounded time and
 /// then sleeps: it must not burn a CPU for the rest of the wait.
 #[cfg(target_os = "linux")]
@@ -1664,13 +1674,7 @@ fn wait_idle_on_a_busy_pool_ends_up_asleep() {
     let gate = Arc::new(Gate::default());
     let blocked = Arc::clone(&gate);
     pool.execute(move || blocked.pass());
-    with_waiter(
-        || pool.wait_idle(),
-        |until_asleep| {
-            until_asleep();
-            gate.open();
-        },
-    );
+    open_once_asleep(&gate, || pool.wait_idle());
     assert_eq!(pool.completed_count(), 1);
 }
 
@@ -1718,13 +1722,7 @@ fn joiner_outside_the_pool_waiting_on_a_blocked_job_ends_up_asleep() {
         7
     });
     let mut joined = None;
-    with_waiter(
-        || joined = Some(handle.join()),
-        |until_asleep| {
-            until_asleep();
-            gate.open();
-        },
-    );
+    open_once_asleep(&gate, || joined = Some(handle.join()));
     assert_eq!(joined.expect("the waiter ran").unwrap(), 7);
 }
 
@@ -1736,20 +1734,14 @@ fn scope_owner_outside_the_pool_waiting_on_a_blocked_job_ends_up_asleep() {
     let pool = ThreadPool::new(1);
     let gate = Gate::default();
     let ran = AtomicBool::new(false);
-    with_waiter(
-        || {
-            pool.scope(|s| {
-                s.execute(|| {
-                    gate.pass();
-                    ran.store(true, Ordering::SeqCst);
-                });
+    open_once_asleep(&gate, || {
+        pool.scope(|s| {
+            s.execute(|| {
+                gate.pass();
+                ran.store(true, Ordering::SeqCst);
             });
-        },
-        |until_asleep| {
-            until_asleep();
-            gate.open();
-        },
-    );
+        });
+    });
     // `scope` returns once its job has finished; the pool's counters are
     // exact only once `wait_idle` returns, so they are not read here.
     assert!(
