@@ -94,8 +94,9 @@ pub(crate) struct Slot<T> {
     /// for a joiner outside the pool deciding whether to keep spinning or
     /// yielding. Written only when `hinted`.
     progress: AtomicUsize,
-    /// Whether the pool's joiners spin (always, except in loom models that
-    /// did not ask for it: a store is one more step to explore).
+    /// Whether the pool's joiners wait awake, spinning or yielding, before
+    /// they lock (always, except in loom models that did not ask for it: a
+    /// store is one more step to explore).
     hinted: bool,
     /// For a scoped job: the scope told, when the slot goes away, that it
     /// held a panic nobody joined (see `scope.rs`).

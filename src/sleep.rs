@@ -27,28 +27,28 @@
 //! to 0.30 / 0.87 and left the cold one and one worker's hot one as they
 //! were.
 //!
-//! **While the pool leaves a CPU free** (fewer live workers than the
-//! process has CPUs, `Shared::cpu_free`) the joiner does not spin: it
-//! yields, for up to 2 ms, until its job's progress hint says resolved
+//! **While the pool leaves a CPU free** (fewer live workers than the process
+//! has CPUs, `Shared::cpu_free`) the joiner does not spin: it yields, for up
+//! to 2 ms, until its job's progress hint says resolved
 //! (`JoinHandle::join_blocking`), and an idle worker's spin yields from its
 //! first round instead of spinning first. On one worker the joiner and the
-//! worker are often on the same CPU (a thread woken by a futex is placed
-//! on its waker's), and a thread spinning on `spin_loop` hints keeps the
-//! other off it for the whole spin. Before, the joiner found its job
-//! neither running nor a worker spinning and slept at once, paying a wake
-//! per round trip. Both halves are needed: joiners that yielded while the
-//! worker still spun first took one worker's cold p50 to 7.7 µs (as the
+//! worker are often on the same CPU (the scheduler tends to place a woken
+//! thread on its waker's CPU), and a thread spinning on `spin_loop` hints
+//! keeps the other off it for the whole spin. Before, the joiner found its
+//! job neither running nor a worker spinning and slept at once, paying a
+//! wake per round trip. Both halves are needed: joiners that yielded while
+//! the worker still spun first took one worker's cold p50 to 7.7 µs (as the
 //! earlier measurement above found); in a trace of a version whose joiner
 //! still spun while a worker spun awake, hot round trips took 15 to 22 µs
 //! while the two shared CPU 0, a switch coming only when a spin ran out.
-//! Yielding on both sides hands the CPU over at once. W3 on one worker, in full runs of
-//! `benches/peers.rs` (µs, p50 / p99), went from 3.62 / 5.96 hot and
-//! 4.89 / 10.2 cold (at `062f30e`) to 2.42 / 2.63 hot and 4.28 / 7.79 cold
-//! (at `788f64e`; 2.52 / 2.72 and 4.46 / 8.08 in a run of a first
-//! version); the rest of the workloads were unchanged within noise. The hot round trip is then
-//! two thread switches on one CPU, about 2.5 µs here (0.6 µs when the two
-//! threads happen to be on different CPUs). With as many workers as CPUs
-//! nothing changes: the joiner spins as above.
+//! Yielding on both sides hands the CPU over at once. W3 on one worker, in
+//! full runs of `benches/peers.rs` (µs, p50 / p99), went from 3.62 / 5.96
+//! hot and 4.89 / 10.2 cold (at `062f30e`) to 2.42 / 2.63 hot and 4.28 /
+//! 7.79 cold (at `788f64e`; 2.52 / 2.72 and 4.46 / 8.08 in a run of a first
+//! version); the rest of the workloads were unchanged within noise. The hot
+//! round trip is then two thread switches on one CPU, about 2.5 µs here (0.6
+//! µs when the two threads happen to be on different CPUs). With as many
+//! workers as CPUs nothing changes: the joiner spins as above.
 //!
 //! **A `wait_idle` caller, and a scope's owner outside the pool,** yield
 //! before they sleep ([`YieldBudget`]; `Shared::wait_awake_then_asleep` in
