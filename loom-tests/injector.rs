@@ -18,11 +18,14 @@ use crate::job::{Execute, Job};
 use crate::sync::{Arc, AtomicUsize, Ordering};
 
 /// A job that adds one to `counts[index]` when run.
-fn counting_job(counts: &Arc<[AtomicUsize; 5]>, index: usize) -> Box<Execute<impl FnOnce()>> {
+fn counting_job(
+    counts: &Arc<[AtomicUsize; 5]>,
+    index: usize,
+) -> Execute<impl FnOnce() + Send + 'static> {
     let counts = Arc::clone(counts);
-    Box::new(Execute(move || {
+    Execute(move || {
         counts[index].fetch_add(1, Ordering::Relaxed);
-    }))
+    })
 }
 
 fn new_counts() -> Arc<[AtomicUsize; 5]> {
@@ -42,8 +45,8 @@ fn spawn_pusher(
     thread::spawn(move || {
         let mut refused = 0;
         for index in indices {
-            if let Err(job) = queue.push(counting_job(&counts, index), Job::from_box) {
-                Job::from_box(job).run();
+            if let Err(job) = queue.push(counting_job(&counts, index), Job::new) {
+                Job::new(job).run();
                 refused += 1;
             }
         }
@@ -174,7 +177,7 @@ fn close_racing_pushes_keeps_or_refuses_each_job() {
         );
         assert_first_ran_once(&counts, drained + refused, 2);
         // Nothing is accepted once closed.
-        let late = queue.push(counting_job(&counts, 4), Job::from_box);
+        let late = queue.push(counting_job(&counts, 4), Job::new);
         assert!(late.is_err(), "a closed queue accepted a push");
     });
 }

@@ -1,14 +1,24 @@
-//! Jobs: a boxed task, run at most once, with user panics caught at the job
-//! boundary and nowhere else.
+//! Jobs: a type-erased task, run at most once, with user panics caught at
+//! the job boundary and nowhere else.
 //!
 //! A job is either an `execute`d closure ([`Execute`]) or a `spawn`ed one
 //! whose result goes to a [`JoinHandle`](crate::JoinHandle) ([`Spawn`]), or
 //! one of those started in a scope (`scope.rs`). The queue holds them
 //! type-erased as [`Job`]; the public [`Job`] handed back by `shutdown_now`
 //! is the same value.
+//!
+//! A `Job` is two words: the task's operations, and the task itself if it
+//! fits in one word (a closure that captures nothing, a reference, a small
+//! value or one `Arc`), else a pointer to it in a box. A job that fits costs
+//! no allocation, which is most of what a small job spawned from a worker
+//! would otherwise cost beyond its deque's lock. Boxing happens before any
+//! queue lock is taken ([`TypedJob`]), so that a refused task can be moved
+//! back out by type.
 
 use std::any::Any;
 use std::fmt;
+use std::marker::PhantomData;
+use std::mem::{self, ManuallyDrop, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::join::Promise;
@@ -30,19 +40,18 @@ pub(crate) enum Outcome {
 /// What the pool needs of a job, whatever its kind.
 ///
 /// Not `'static`: a scoped job borrows from its scope, and `scope.rs` erases
-/// that lifetime (the one `unsafe` conversion in the crate) before it is
-/// queued.
-pub(crate) trait Task: Send {
+/// that lifetime (through [`Job::new_unchecked`]) before it is queued.
+pub(crate) trait Task: Send + Sized {
     /// Runs the job on a pool worker. May unwind; [`Job::run_in_pool`]
     /// catches it.
-    fn run_in_pool(self: Box<Self>) -> Outcome;
+    fn run_in_pool(task: Moved<Self>) -> Outcome;
 
     /// Runs the job on the thread that holds it after `shutdown_now`.
-    fn run_here(self: Box<Self>);
+    fn run_here(task: Moved<Self>);
 
     /// Records that `shutdown_now` handed this job back instead of running it
     /// (so a pool worker joining it can stop waiting).
-    fn mark_handed_back(&self) {}
+    fn mark_handed_back(&mut self) {}
 }
 
 /// An `execute`d closure.
@@ -52,13 +61,46 @@ impl<F> Task for Execute<F>
 where
     F: FnOnce() + Send + 'static,
 {
-    fn run_in_pool(self: Box<Self>) -> Outcome {
-        (self.0)();
+    fn run_in_pool(task: Moved<Self>) -> Outcome {
+        (task.into_inner().0)();
         Outcome::Completed
     }
 
-    fn run_here(self: Box<Self>) {
-        (self.0)();
+    fn run_here(task: Moved<Self>) {
+        (task.into_inner().0)();
+    }
+}
+
+/// A task moved out of its [`Job`] to be run.
+///
+/// Not a plain `T` argument: Stacked Borrows protects every reference inside
+/// a function's arguments until the function returns, and a scoped task
+/// ends its scope (by dropping its `Member`) before its `run_in_pool`
+/// returns, after which the scope's owner may use what the task borrowed
+/// again. Inside a `MaybeUninit` nothing is retagged; [`into_inner`]
+/// moves the task into a local, which is not protected. (With a plain
+/// argument, Miri reports the scope's owner writing what a finished job
+/// borrowed as undefined behaviour: `tests/scope.rs`,
+/// `several_threads_can_run_scopes_on_one_pool_at_once`.)
+///
+/// [`into_inner`]: Moved::into_inner
+pub(crate) struct Moved<T>(MaybeUninit<T>);
+
+impl<T> Moved<T> {
+    /// The task, to run or to destructure.
+    pub(crate) fn into_inner(self) -> T {
+        let moved = ManuallyDrop::new(self);
+        // SAFETY: a `Moved` always holds a live `T` (made by `take`, the
+        // only constructor), which is read out once: `moved` is not dropped.
+        unsafe { moved.0.assume_init_read() }
+    }
+}
+
+impl<T> Drop for Moved<T> {
+    fn drop(&mut self) {
+        // SAFETY: a `Moved` always holds a live `T`, and `into_inner` (the
+        // only other way out) does not drop it.
+        unsafe { self.0.assume_init_drop() }
     }
 }
 
@@ -95,19 +137,19 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    fn run_in_pool(self: Box<Self>) -> Outcome {
-        if self.run_and_fulfil() {
+    fn run_in_pool(task: Moved<Self>) -> Outcome {
+        if task.into_inner().run_and_fulfil() {
             Outcome::PanickedIntoHandle
         } else {
             Outcome::Completed
         }
     }
 
-    fn run_here(self: Box<Self>) {
-        self.run_and_fulfil();
+    fn run_here(task: Moved<Self>) {
+        task.into_inner().run_and_fulfil();
     }
 
-    fn mark_handed_back(&self) {
+    fn mark_handed_back(&mut self) {
         self.promise.mark_handed_back();
     }
 }
@@ -134,18 +176,143 @@ where
 /// // `answer` either ran in the pool or just now, above.
 /// assert_eq!(answer.join().unwrap(), 42);
 /// ```
-pub struct Job(Box<dyn Task>);
+pub struct Job {
+    /// The task: the value itself if it [fits](fits_in_word), else the
+    /// pointer from `Box::into_raw`. Which one, and the task's type, only
+    /// `vtable` knows.
+    word: Word,
+    /// The task's operations, for the type it was made from.
+    vtable: &'static VTable,
+    /// `Job` is `Send` (below) and, like the `Box<dyn FnOnce() + Send>` a
+    /// job would otherwise be, neither `Sync` nor `UnwindSafe`.
+    _task: PhantomData<Box<dyn FnOnce() + Send>>,
+}
+
+// Two words, as a `Box<dyn Task>` would be: a million queued jobs cost no
+// more than that (the memory row of the benchmarks).
+const _: () = assert!(mem::size_of::<Job>() == 2 * mem::size_of::<usize>());
+
+// SAFETY: a `Job` owns its task, which is `Send` (`Task: Send`), and gives
+// no shared access to it: every operation on the task takes the `Job` by
+// value or by `&mut`.
+unsafe impl Send for Job {}
+
+/// A job's storage: one pointer's worth of bytes, kept as `MaybeUninit` so
+/// that a task stored in it keeps its padding and its pointers' provenance
+/// when the job is moved.
+type Word = MaybeUninit<*mut ()>;
+
+/// Whether a task of type `T` is stored in the job's own word rather than
+/// boxed: a closure capturing nothing, or a reference, a small integer or
+/// one `Arc`. A job that fits costs no allocation.
+const fn fits_in_word<T>() -> bool {
+    mem::size_of::<T>() <= mem::size_of::<Word>() && mem::align_of::<T>() <= mem::align_of::<Word>()
+}
+
+/// The operations of one task type `T` on a [`Job`]'s word. Each is
+/// `unsafe` with the same contract: the word holds a live `T`, stored by
+/// [`store`], and the ones that take it by value consume that `T`.
+struct VTable {
+    run_in_pool: unsafe fn(Word) -> Outcome,
+    run_here: unsafe fn(Word),
+    mark_handed_back: unsafe fn(&mut Word),
+    drop: unsafe fn(Word),
+}
+
+/// The [`VTable`] of task type `T`.
+struct VTableOf<T>(PhantomData<T>);
+
+impl<T: Task> VTableOf<T> {
+    const VTABLE: VTable = VTable {
+        run_in_pool: |word| {
+            // SAFETY: the contract of `VTable`.
+            T::run_in_pool(unsafe { take::<T>(word) })
+        },
+        run_here: |word| {
+            // SAFETY: the contract of `VTable`.
+            T::run_here(unsafe { take::<T>(word) })
+        },
+        mark_handed_back: |word| {
+            // SAFETY: the contract of `VTable`.
+            unsafe { borrow_mut::<T>(word) }.mark_handed_back()
+        },
+        drop: |word| {
+            // SAFETY: the contract of `VTable`.
+            drop(unsafe { take::<T>(word) })
+        },
+    };
+}
+
+/// Stores `task` in a word: in place if it fits, else boxed.
+fn store<T>(task: T) -> Word {
+    let mut word = Word::uninit();
+    if fits_in_word::<T>() {
+        // SAFETY: `T` fits in the word's size and alignment (just checked),
+        // and the word is ours to write.
+        unsafe { word.as_mut_ptr().cast::<T>().write(task) };
+    } else {
+        word.write(Box::into_raw(Box::new(task)).cast());
+    }
+    word
+}
+
+/// Moves the task back out of a word (and frees its box, if it had one).
+///
+/// # Safety
+///
+/// `word` holds a live `T` stored by [`store`], and no copy of it is used
+/// afterwards.
+unsafe fn take<T>(word: Word) -> Moved<T> {
+    let task = if fits_in_word::<T>() {
+        // SAFETY: `store` wrote a `T` in place (it fits); the caller gives up
+        // the word, so this read is the only owner.
+        unsafe { word.as_ptr().cast::<MaybeUninit<T>>().read() }
+    } else {
+        // SAFETY: `store` wrote the pointer of a `Box<T>` (it did not fit),
+        // which nothing has freed, and `MaybeUninit<T>` has `T`'s layout;
+        // the caller gives up the word.
+        *unsafe { Box::from_raw(word.assume_init().cast::<MaybeUninit<T>>()) }
+    };
+    Moved(task)
+}
+
+/// Borrows the task in a word.
+///
+/// # Safety
+///
+/// `word` holds a live `T` stored by [`store`].
+unsafe fn borrow_mut<T>(word: &mut Word) -> &mut T {
+    if fits_in_word::<T>() {
+        // SAFETY: `store` wrote a `T` in place, and `word` is borrowed
+        // mutably for as long as the result.
+        unsafe { &mut *word.as_mut_ptr().cast::<T>() }
+    } else {
+        // SAFETY: `store` wrote the pointer of a live `Box<T>`, which the
+        // word owns, and the word is borrowed mutably for as long as the
+        // result.
+        unsafe { &mut *word.assume_init().cast::<T>() }
+    }
+}
 
 impl Job {
-    /// Erases an already boxed task (no second allocation).
-    pub(crate) fn from_box<T: Task + 'static>(task: Box<T>) -> Job {
-        Job(task)
+    /// Erases `task`'s type (boxing it only if it does not fit in a word).
+    pub(crate) fn new<T: Task + 'static>(task: T) -> Job {
+        // SAFETY: `T: 'static`, so the job may outlive any lifetime.
+        unsafe { Job::new_unchecked(task) }
     }
 
-    /// Wraps a task that is already type-erased (a scoped job, see
+    /// Erases `task`'s type and its lifetime `'a` (a scoped job, see
     /// `scope.rs`).
-    pub(crate) fn from_dyn(task: Box<dyn Task>) -> Job {
-        Job(task)
+    ///
+    /// # Safety
+    ///
+    /// The job must be run or dropped before `'a` ends.
+    pub(crate) unsafe fn new_unchecked<'a, T: Task + 'a>(task: T) -> Job {
+        Job {
+            word: store(task),
+            vtable: &VTableOf::<T>::VTABLE,
+            _task: PhantomData,
+        }
     }
 
     /// Runs the job on the calling thread.
@@ -164,26 +331,73 @@ impl Job {
     /// }
     /// ```
     pub fn run(self) {
-        self.0.run_here();
+        let job = ManuallyDrop::new(self);
+        // SAFETY: the word holds the task `vtable` was made for, and it is
+        // consumed here: `job` is never dropped.
+        unsafe { (job.vtable.run_here)(job.word) }
     }
 
     /// Runs the job on a pool worker, catching any panic so it cannot unwind
     /// into the worker (including one from dropping what the job captured).
     pub(crate) fn run_in_pool(self) -> Outcome {
-        match panic::catch_unwind(AssertUnwindSafe(|| self.0.run_in_pool())) {
+        let job = ManuallyDrop::new(self);
+        // SAFETY: as in `run`.
+        let run = || unsafe { (job.vtable.run_in_pool)(job.word) };
+        match panic::catch_unwind(AssertUnwindSafe(run)) {
             Ok(outcome) => outcome,
             Err(payload) => Outcome::Panicked(payload),
         }
     }
 
-    pub(crate) fn mark_handed_back(&self) {
-        self.0.mark_handed_back();
+    pub(crate) fn mark_handed_back(&mut self) {
+        // SAFETY: the word holds the task `vtable` was made for.
+        unsafe { (self.vtable.mark_handed_back)(&mut self.word) }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        // SAFETY: the word holds the task `vtable` was made for; `run` and
+        // `run_in_pool`, which also consume it, never drop their `Job`.
+        unsafe { (self.vtable.drop)(self.word) }
     }
 }
 
 impl fmt::Debug for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Job").finish_non_exhaustive()
+    }
+}
+
+/// A job known to hold a `T`: made before a queue's lock is taken (so a
+/// task that needs a box is boxed outside it), and turned back into the `T`
+/// if the queue refuses it.
+pub(crate) struct TypedJob<T> {
+    job: Job,
+    _task: PhantomData<T>,
+}
+
+impl<T: Task + 'static> TypedJob<T> {
+    pub(crate) fn new(task: T) -> TypedJob<T> {
+        TypedJob {
+            job: Job::new(task),
+            _task: PhantomData,
+        }
+    }
+}
+
+impl<T> TypedJob<T> {
+    /// The job, its type forgotten.
+    pub(crate) fn into_job(self) -> Job {
+        self.job
+    }
+
+    /// The task back, unrun.
+    pub(crate) fn into_task(self) -> T {
+        let job = ManuallyDrop::new(self.job);
+        // SAFETY: `TypedJob::new` made the job from a `T`, and the word is
+        // consumed here: `job` is never dropped.
+        unsafe { take::<T>(job.word) }.into_inner()
     }
 }
 
@@ -204,5 +418,43 @@ pub(crate) fn drop_guarded(payload: Payload) {
     // loop. If the second payload panics on drop as well, give up on it.
     if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
         std::mem::forget(again);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[repr(align(16))]
+    struct Aligned16;
+
+    #[test]
+    fn a_task_fits_in_the_word_by_size_and_alignment() {
+        assert!(fits_in_word::<()>());
+        assert!(fits_in_word::<usize>());
+        assert!(fits_in_word::<(u32, bool)>());
+        assert!(fits_in_word::<&[u8; 64]>());
+        assert!(!fits_in_word::<[usize; 2]>());
+        assert!(!fits_in_word::<Aligned16>(), "zero-sized but over-aligned");
+    }
+
+    #[test]
+    fn a_task_that_fits_is_stored_in_the_word_itself() {
+        let word = store(0x5eed_usize);
+        // SAFETY: `usize` fits, so the word holds the value itself.
+        assert_eq!(unsafe { word.as_ptr().cast::<usize>().read() }, 0x5eed);
+        // SAFETY: the word holds the `usize` stored above, used no more.
+        assert_eq!(unsafe { take::<usize>(word) }.into_inner(), 0x5eed);
+    }
+
+    #[test]
+    fn a_task_that_does_not_fit_is_boxed() {
+        let word = store([7_usize, 11]);
+        // SAFETY: `[usize; 2]` does not fit, so the word holds a pointer to
+        // its live box.
+        assert_eq!(unsafe { *word.assume_init().cast::<[usize; 2]>() }, [7, 11]);
+        // SAFETY: the word holds the array stored above, used no more (the
+        // box is freed here).
+        assert_eq!(unsafe { take::<[usize; 2]>(word) }.into_inner(), [7, 11]);
     }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use crate::builder::{self, Builder};
 use crate::error::{BuildError, ShutdownTimedOut, SubmitError};
 use crate::hub::{Hub, HubRef};
-use crate::job::{Execute, Job, Spawn};
+use crate::job::{Execute, Job, Spawn, TypedJob};
 use crate::join::{JoinHandle, Promise};
 use crate::queue::{Shared, WhenFull};
 use crate::scope::{self, Scope};
@@ -99,7 +99,8 @@ impl ThreadPool {
     ///
     /// If the queue is bounded, waits for room as `execute` does (never on a
     /// worker of this same pool, whose submissions are accepted past the
-    /// capacity). The jobs are boxed before the lock is taken.
+    /// capacity). Jobs that need a box (those capturing more than a
+    /// pointer's worth) are boxed before the lock is taken.
     ///
     /// # Examples
     ///
@@ -690,8 +691,8 @@ impl HandleRef<'_> {
         F: FnOnce() + Send + 'static,
     {
         self.0
-            .submit(Box::new(Execute(job)), when_full)
-            .map_err(|(kind, task)| SubmitError::new(kind, task.0))
+            .submit(TypedJob::new(Execute(job)), when_full)
+            .map_err(|(kind, task)| SubmitError::new(kind, task.into_task().0))
     }
 
     fn execute<F>(&self, job: F) -> Result<(), SubmitError<F>>
@@ -706,11 +707,15 @@ impl HandleRef<'_> {
         I: IntoIterator<Item = F>,
         F: FnOnce() + Send + 'static,
     {
-        // Boxed before the lock is taken, and kept typed until accepted so
-        // that refused closures can be handed back.
-        let tasks = jobs.into_iter().map(|job| Box::new(Execute(job))).collect();
+        // Made (and boxed, if they need it) before the lock is taken, and kept
+        // typed until accepted so that refused closures can be handed back.
+        let tasks = jobs
+            .into_iter()
+            .map(|job| TypedJob::new(Execute(job)))
+            .collect();
         self.0.submit_batch(tasks).map_err(|(kind, rest)| {
-            SubmitError::new(kind, rest.into_iter().map(|task| task.0).collect())
+            let rest = rest.into_iter().map(|task| task.into_task().0).collect();
+            SubmitError::new(kind, rest)
         })
     }
 
@@ -735,11 +740,11 @@ impl HandleRef<'_> {
         T: Send + 'static,
     {
         let (promise, handle) = Promise::new(self.0);
-        let task = Box::new(Spawn { f: job, promise });
+        let task = TypedJob::new(Spawn { f: job, promise });
         match self.0.submit(task, WhenFull::Wait) {
             Ok(()) => Ok(handle),
             Err((kind, task)) => {
-                let Spawn { f, promise } = *task;
+                let Spawn { f, promise } = task.into_task();
                 // Nobody will see this handle; don't let the promise resolve it.
                 promise.forget();
                 Err(SubmitError::new(kind, f))

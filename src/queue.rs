@@ -98,7 +98,7 @@ use std::collections::VecDeque;
 use crate::builder::Config;
 use crate::error::SubmitErrorKind;
 use crate::injector::{Injector, Peek, Pop};
-use crate::job::{self, Job, Outcome, Task};
+use crate::job::{self, Job, Outcome, TypedJob};
 use crate::local::Local;
 use crate::sleep;
 use crate::sync::{
@@ -386,14 +386,14 @@ impl Shared {
 
     /// Accepts `task` into the queue, or hands it back with the reason.
     ///
-    /// The task stays in its concrete box until it is accepted, so a refused
+    /// The job keeps its task's type until it is accepted, so a refused
     /// closure can be moved back out.
-    pub(crate) fn submit<T: Task + 'static>(
+    pub(crate) fn submit<T>(
         &self,
-        task: Box<T>,
+        task: TypedJob<T>,
         when_full: WhenFull,
-    ) -> Result<(), (SubmitErrorKind, Box<T>)> {
-        self.submit_as(task, when_full, Job::from_box)
+    ) -> Result<(), (SubmitErrorKind, TypedJob<T>)> {
+        self.submit_as(task, when_full, TypedJob::into_job)
     }
 
     /// [`submit`](Self::submit) for a job that is already type-erased.
@@ -529,16 +529,19 @@ impl Shared {
     /// and waking at most as many sleeping workers as it pushed. If the pool
     /// closes part-way, the tasks not yet accepted come back (the earlier
     /// ones are accepted and run).
-    pub(crate) fn submit_batch<T: Task + 'static>(
+    pub(crate) fn submit_batch<T>(
         &self,
-        tasks: Vec<Box<T>>,
-    ) -> Result<(), (SubmitErrorKind, Vec<Box<T>>)> {
+        tasks: Vec<TypedJob<T>>,
+    ) -> Result<(), (SubmitErrorKind, Vec<TypedJob<T>>)> {
         worker::with_own_local(self, move |own| match own {
             Some(local) => {
                 let count = tasks.len();
                 let mut tasks = tasks.into_iter();
                 let pushed = local.push_many(count, || {
-                    Job::from_box(tasks.next().expect("push_many asks for at most `count`"))
+                    tasks
+                        .next()
+                        .expect("push_many asks for at most `count`")
+                        .into_job()
                 });
                 self.wake_after_unlocked_push(pushed);
                 if pushed < count {
@@ -550,15 +553,18 @@ impl Shared {
         })
     }
 
-    fn submit_batch_from_outside<T: Task + 'static>(
+    fn submit_batch_from_outside<T>(
         &self,
-        tasks: Vec<Box<T>>,
-    ) -> Result<(), (SubmitErrorKind, Vec<Box<T>>)> {
+        tasks: Vec<TypedJob<T>>,
+    ) -> Result<(), (SubmitErrorKind, Vec<TypedJob<T>>)> {
         let mut tasks = tasks.into_iter();
         if self.lock_free {
             let count = tasks.len();
             let pushed = self.injector.push_many(count, || {
-                Job::from_box(tasks.next().expect("push_many asks for at most `count`"))
+                tasks
+                    .next()
+                    .expect("push_many asks for at most `count`")
+                    .into_job()
             });
             self.wake_after_unlocked_push(pushed);
             if pushed < count {
@@ -581,7 +587,7 @@ impl Shared {
             }
             let mut pushed = 0;
             for task in tasks.by_ref().take(room) {
-                state.locked.outside.push_back(Job::from_box(task));
+                state.locked.outside.push_back(task.into_job());
                 pushed += 1;
             }
             self.publish_locked_len(&state);
@@ -1117,7 +1123,7 @@ impl Shared {
                 }
             }
         }
-        for job in &jobs {
+        for job in &mut jobs {
             job.mark_handed_back();
         }
         // A joiner of a handed-back job is about to return (cancelled).

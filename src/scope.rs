@@ -82,7 +82,7 @@ use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 
-use crate::job::{self, Job, Outcome, Payload, Spawn, Task};
+use crate::job::{self, Job, Moved, Outcome, Payload, Spawn, Task};
 use crate::join::{JoinError, JoinHandle, Promise};
 use crate::queue::{Shared, WhenFull};
 use crate::sync::{self, Arc, AtomicUsize, Mutex, Ordering};
@@ -235,8 +235,8 @@ struct ScopedExecute<F> {
 }
 
 impl<F: FnOnce() + Send> Task for ScopedExecute<F> {
-    fn run_in_pool(self: Box<Self>) -> Outcome {
-        let ScopedExecute { f, member } = *self;
+    fn run_in_pool(task: Moved<Self>) -> Outcome {
+        let ScopedExecute { f, member } = task.into_inner();
         let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
             Ok(()) => Outcome::Completed,
             Err(payload) => {
@@ -248,8 +248,8 @@ impl<F: FnOnce() + Send> Task for ScopedExecute<F> {
         outcome
     }
 
-    fn run_here(self: Box<Self>) {
-        self.run_in_pool();
+    fn run_here(task: Moved<Self>) {
+        Self::run_in_pool(task);
     }
 }
 
@@ -266,8 +266,8 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    fn run_in_pool(self: Box<Self>) -> Outcome {
-        let ScopedSpawn { spawn, member } = *self;
+    fn run_in_pool(task: Moved<Self>) -> Outcome {
+        let ScopedSpawn { spawn, member } = task.into_inner();
         // Only dropping a result whose handle is gone can unwind here.
         let panicked = match panic::catch_unwind(AssertUnwindSafe(|| spawn.run_and_fulfil())) {
             Ok(panicked) => panicked,
@@ -284,8 +284,8 @@ where
         }
     }
 
-    fn run_here(self: Box<Self>) {
-        self.run_in_pool();
+    fn run_here(task: Moved<Self>) {
+        Self::run_in_pool(task);
     }
 }
 
@@ -363,7 +363,6 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 
     /// Queues a scoped job, erasing its lifetime.
     fn submit<J: Task + 'scope>(&'scope self, job: J) {
-        let job: Box<dyn Task + 'scope> = Box::new(job);
         // Why erasing `'scope` is sound. The job may borrow data that lives
         // only for `'scope`, so it must not be used after `'scope` ends. It
         // is not:
@@ -373,14 +372,10 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         //   every `Member` has been dropped (`pending == 0`);
         // - it is never handed out as a `Job`: `shutdown_now` needs the pool
         //   by value, and the pool is borrowed for the whole scope.
-        // SAFETY: only the trait object's lifetime bound changes (same layout
-        // and vtable), and the job is gone before `'scope` ends (above).
-        let job = unsafe { mem::transmute::<Box<dyn Task + 'scope>, Box<dyn Task>>(job) };
-        if self
-            .pool
-            .submit_job(Job::from_dyn(job), WhenFull::Wait)
-            .is_err()
-        {
+        // SAFETY: the job is run or dropped before `'scope` ends (above),
+        // which is `new_unchecked`'s contract.
+        let job = unsafe { Job::new_unchecked(job) };
+        if self.pool.submit_job(job, WhenFull::Wait).is_err() {
             // Dropping the refused job releases its `Member`, so the scope
             // still completes.
             unreachable!("a pool borrowed by a scope is never shut down");
