@@ -14,18 +14,18 @@ use loom::thread;
 
 use super::model;
 use crate::injector::{Injector, Pop};
-use crate::job::{Execute, Job};
+use crate::job::{Execute, TypedJob};
 use crate::sync::{Arc, AtomicUsize, Ordering};
 
 /// A job that adds one to `counts[index]` when run.
 fn counting_job(
     counts: &Arc<[AtomicUsize; 5]>,
     index: usize,
-) -> Execute<impl FnOnce() + Send + 'static> {
+) -> TypedJob<Execute<impl FnOnce() + Send + 'static>> {
     let counts = Arc::clone(counts);
-    Execute(move || {
+    TypedJob::new(Execute(move || {
         counts[index].fetch_add(1, Ordering::Relaxed);
-    })
+    }))
 }
 
 fn new_counts() -> Arc<[AtomicUsize; 5]> {
@@ -45,8 +45,8 @@ fn spawn_pusher(
     thread::spawn(move || {
         let mut refused = 0;
         for index in indices {
-            if let Err(job) = queue.push(counting_job(&counts, index), Job::new) {
-                Job::new(job).run();
+            if let Err(job) = queue.push(counting_job(&counts, index), TypedJob::into_job) {
+                job.into_job().run();
                 refused += 1;
             }
         }
@@ -177,7 +177,7 @@ fn close_racing_pushes_keeps_or_refuses_each_job() {
         );
         assert_first_ran_once(&counts, drained + refused, 2);
         // Nothing is accepted once closed.
-        let late = queue.push(counting_job(&counts, 4), Job::new);
+        let late = queue.push(counting_job(&counts, 4), TypedJob::into_job);
         assert!(late.is_err(), "a closed queue accepted a push");
     });
 }

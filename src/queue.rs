@@ -98,7 +98,7 @@ use std::collections::VecDeque;
 use crate::builder::Config;
 use crate::error::SubmitErrorKind;
 use crate::injector::{Injector, Peek, Pop};
-use crate::job::{self, Job, Outcome, TypedJob};
+use crate::job::{self, Job, Outcome, Task, TypedJob};
 use crate::local::Local;
 use crate::sleep;
 use crate::sync::{
@@ -388,7 +388,7 @@ impl Shared {
     ///
     /// The job keeps its task's type until it is accepted, so a refused
     /// closure can be moved back out.
-    pub(crate) fn submit<T>(
+    pub(crate) fn submit<T: Task + 'static>(
         &self,
         task: TypedJob<T>,
         when_full: WhenFull,
@@ -529,7 +529,7 @@ impl Shared {
     /// and waking at most as many sleeping workers as it pushed. If the pool
     /// closes part-way, the tasks not yet accepted come back (the earlier
     /// ones are accepted and run).
-    pub(crate) fn submit_batch<T>(
+    pub(crate) fn submit_batch<T: Task + 'static>(
         &self,
         tasks: Vec<TypedJob<T>>,
     ) -> Result<(), (SubmitErrorKind, Vec<TypedJob<T>>)> {
@@ -553,7 +553,7 @@ impl Shared {
         })
     }
 
-    fn submit_batch_from_outside<T>(
+    fn submit_batch_from_outside<T: Task + 'static>(
         &self,
         tasks: Vec<TypedJob<T>>,
     ) -> Result<(), (SubmitErrorKind, Vec<TypedJob<T>>)> {
