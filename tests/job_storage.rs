@@ -2,8 +2,8 @@
 //! fits in one pointer-sized word, else in a box. Every path a job can take
 //! (run from the outside queue, from a bounded queue and from a worker's own
 //! deque, refused and handed back inside the error, handed back by
-//! `shutdown_now` and run or dropped there, panicking) is taken here by a
-//! closure of each shape:
+//! `shutdown_now` and run or dropped there, panicking, made for a batch
+//! whose iterator then panics) is taken here by a closure of each shape:
 //!
 //! | shape        | captures                          | stored   |
 //! |--------------|-----------------------------------|----------|
@@ -21,6 +21,7 @@
 
 mod support;
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -42,7 +43,7 @@ impl Tally {
     }
 }
 
-static TALLIES: [Tally; 5] = [const { Tally::new() }; 5];
+static TALLIES: [Tally; 6] = [const { Tally::new() }; 6];
 
 /// What `padded` adds to its counter each run: its `u32` plus its `bool`,
 /// so that wrong bytes read back change the count.
@@ -277,4 +278,34 @@ fn panicking_jobs_of_every_shape_drop_their_captures() {
     );
     drop(pool);
     assert_eq!(Arc::strong_count(&witness), 1, "every capture was dropped");
+}
+
+#[test]
+fn a_batch_whose_iterator_panics_drops_the_jobs_it_made() {
+    const T: usize = 5;
+    quiet_deliberate_panics();
+    let witness = Arc::new(());
+    let pool = ThreadPool::new(1);
+    // The batch is made before anything is queued; the iterator panics
+    // part-way, after making one job of each storage.
+    let made = [Some(large::<T>(&witness)), Some(large::<T>(&witness)), None];
+    let unwound = panic::catch_unwind(AssertUnwindSafe(|| {
+        pool.execute_batch(made.into_iter().map(|job| match job {
+            Some(job) => job,
+            None => panic!("{DELIBERATE}: the batch's iterator"),
+        }))
+    }));
+    assert!(unwound.is_err());
+    let in_place = [Some(one_arc::<T>(&witness)), None];
+    let unwound = panic::catch_unwind(AssertUnwindSafe(|| {
+        pool.execute_batch(in_place.into_iter().map(|job| match job {
+            Some(job) => job,
+            None => panic!("{DELIBERATE}: the batch's iterator"),
+        }))
+    }));
+    assert!(unwound.is_err());
+    pool.wait_idle();
+    assert_eq!(pool.completed_count(), 0, "nothing was queued");
+    assert_eq!(runs::<T>(), [0; SHAPES]);
+    assert_eq!(Arc::strong_count(&witness), 1, "the jobs made were dropped");
 }
