@@ -280,30 +280,35 @@ fn panicking_jobs_of_every_shape_drop_their_captures() {
     assert_eq!(Arc::strong_count(&witness), 1, "every capture was dropped");
 }
 
+/// Submits a batch of `jobs` whose iterator panics at the first `None`,
+/// after making the jobs before it; checks that the panic came through.
+fn execute_batch_panicking_at_none<F>(pool: &ThreadPool, jobs: Vec<Option<F>>)
+where
+    F: FnOnce() + Send + 'static,
+{
+    let unwound = panic::catch_unwind(AssertUnwindSafe(|| {
+        pool.execute_batch(jobs.into_iter().map(|job| match job {
+            Some(job) => job,
+            None => panic!("{DELIBERATE}: the batch's iterator"),
+        }))
+    }));
+    assert!(unwound.is_err(), "the iterator's panic reaches the caller");
+}
+
 #[test]
 fn a_batch_whose_iterator_panics_drops_the_jobs_it_made() {
     const T: usize = 5;
     quiet_deliberate_panics();
     let witness = Arc::new(());
     let pool = ThreadPool::new(1);
-    // The batch is made before anything is queued; the iterator panics
-    // part-way, after making one job of each storage.
-    let made = [Some(large::<T>(&witness)), Some(large::<T>(&witness)), None];
-    let unwound = panic::catch_unwind(AssertUnwindSafe(|| {
-        pool.execute_batch(made.into_iter().map(|job| match job {
-            Some(job) => job,
-            None => panic!("{DELIBERATE}: the batch's iterator"),
-        }))
-    }));
-    assert!(unwound.is_err());
-    let in_place = [Some(one_arc::<T>(&witness)), None];
-    let unwound = panic::catch_unwind(AssertUnwindSafe(|| {
-        pool.execute_batch(in_place.into_iter().map(|job| match job {
-            Some(job) => job,
-            None => panic!("{DELIBERATE}: the batch's iterator"),
-        }))
-    }));
-    assert!(unwound.is_err());
+    // A batch is made before any of it is queued: jobs made before the
+    // iterator panics, boxed in the first batch and in place in the second,
+    // are dropped unrun.
+    execute_batch_panicking_at_none(
+        &pool,
+        vec![Some(large::<T>(&witness)), Some(large::<T>(&witness)), None],
+    );
+    execute_batch_panicking_at_none(&pool, vec![Some(one_arc::<T>(&witness)), None]);
     pool.wait_idle();
     assert_eq!(pool.completed_count(), 0, "nothing was queued");
     assert_eq!(runs::<T>(), [0; SHAPES]);
