@@ -129,6 +129,7 @@ impl BiasedCount {
     /// # Safety
     ///
     /// As [`owner_acquire`](Self::owner_acquire).
+    #[inline]
     pub(crate) unsafe fn owner_release(&self) {
         // SAFETY: as in `owner_acquire`.
         self.owned.with_mut(|owned| unsafe {
@@ -215,6 +216,7 @@ unsafe impl Send for HubRef {}
 unsafe impl Sync for HubRef {}
 
 impl HubRef {
+    #[inline]
     fn hub(&self) -> &Hub {
         // SAFETY: this reference is counted, so the hub is not freed before
         // it is dropped (the module docs).
@@ -222,6 +224,7 @@ impl HubRef {
     }
 
     /// The pool's state.
+    #[inline]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.hub().shared
     }
@@ -238,6 +241,7 @@ impl Clone for HubRef {
 }
 
 impl Drop for HubRef {
+    #[inline]
     fn drop(&mut self) {
         let by_owner = worker::with_stake(|stake| match stake {
             Some(stake) if stake.0 == self.0 => {
@@ -273,6 +277,7 @@ impl OwnerStake {
     }
 
     /// The pool's state.
+    #[inline]
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         // SAFETY: the stake keeps `count` above 0 until it is dropped, so
         // the hub outlives `self`.
@@ -280,6 +285,7 @@ impl OwnerStake {
     }
 
     /// A new reference, counted by the owner.
+    #[inline]
     pub(crate) fn new_ref(&self) -> HubRef {
         // SAFETY: the stake keeps the hub alive (as in `shared`), and only
         // its owner's thread can reach it (see the type docs), before its

@@ -333,6 +333,7 @@ impl Job {
 
     /// Runs the job on a pool worker, catching any panic so it cannot unwind
     /// into the worker (including one from dropping what the job captured).
+    #[inline]
     pub(crate) fn run_in_pool(self) -> Outcome {
         let job = ManuallyDrop::new(self);
         // SAFETY: as in `run`.

@@ -130,6 +130,7 @@ impl Local {
     }
 
     /// The newest job: for the owner.
+    #[inline]
     pub(crate) fn pop_newest(&self) -> Option<Job> {
         // The owner reads its own last store of `len`, or a thief's lower
         // one: 0 means empty, and the lock need not be taken.
@@ -168,6 +169,7 @@ impl Local {
     }
 
     /// Jobs queued here now; may be stale by the time the caller uses it.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         // Relaxed: a count, not a publication. The owner reads its own
         // stores in order; other threads' jobs are counted running or were
@@ -191,6 +193,7 @@ impl Local {
     /// For the owner: its tally of unrecorded jobs is now `completed`
     /// completed and `panicked` panicked (0 and 0 once recorded, under the
     /// pool lock).
+    #[inline]
     pub(crate) fn publish_unrecorded(&self, completed: usize, panicked: usize) {
         for (count, value) in self.unrecorded.iter().zip([completed, panicked]) {
             // Relaxed: a count for the getters, which read it under the pool
@@ -215,6 +218,7 @@ impl Local {
         )
     }
 
+    #[inline]
     fn publish_len(&self, jobs: &Jobs) {
         // Relaxed: see `len`.
         self.len.store(jobs.deque.len(), Ordering::Relaxed);

@@ -525,6 +525,7 @@ impl Handle {
     ///     handle.execute(|| println!("a child job")).unwrap();
     /// });
     /// ```
+    #[inline]
     pub fn current() -> Option<Handle> {
         worker::with_stake(|stake| {
             stake.map(|stake| Handle {

@@ -169,6 +169,7 @@ impl Finished {
     /// Counts a job run since the last record, and mirrors the tally into
     /// the worker's own deque, if it has one, for the counters' getters
     /// (`Local::unrecorded`).
+    #[inline]
     pub(crate) fn add(&mut self, panicked: bool, own: Option<&Local>) {
         if panicked {
             self.panicked += 1;
@@ -481,6 +482,7 @@ impl Shared {
     /// without the pool lock: wakes up to that many sleeping workers, if any
     /// sleep. See `injector.rs` and `local.rs` for why a sleeper cannot be
     /// missed.
+    #[inline]
     fn wake_after_unlocked_push(&self, pushed: usize) {
         // Relaxed: a worker that registered first is already ordered before
         // this load, by the pusher's `AcqRel` CAS on the injector's tail
@@ -738,6 +740,7 @@ impl Shared {
     /// wait for the pops that free room, which need the lock to notify
     /// them); and the pool is not shrinking (a surplus worker should lock,
     /// and retire).
+    #[inline]
     pub(crate) fn pop_own_unlocked(&self, local: &Local, finished: &Finished) -> Option<Job> {
         // `local.len()` first: an empty deque (the common case in a loom
         // model) then costs one atomic read, not two. Relaxed: `shrinking`
@@ -1032,6 +1035,7 @@ impl Shared {
     /// Runs a job as [`run`](Self::run) does, but leaves recording its end to
     /// the caller (a worker passes it to its next [`next_job`](Self::next_job)).
     /// Returns whether it panicked.
+    #[inline]
     pub(crate) fn run_only(&self, job: Job) -> bool {
         match job.run_in_pool() {
             Outcome::Completed => false,
