@@ -47,6 +47,17 @@
 //! A hub made off the pool has no owner: it starts retired, with `count`
 //! 1.
 //!
+//! **Who is the owner.** A thread-local pointer (`OWNED`) names the hub its
+//! thread owns: set when the worker makes its stake, cleared by the stake's
+//! drop just before it retires. A clone or drop takes the owner's path only
+//! if `OWNED` names its hub, so it never does on another thread, nor after
+//! retirement. Taking the atomic path on the owner's thread is always
+//! sound (a reference the owner counted, dropped through `count`), so a
+//! read that fails while the thread's locals are torn down may fall back
+//! to it. `OWNED` holds no destructor and is initialised at compile time,
+//! so that reading it is a single load: every `Handle::current` and every
+//! drop of a handle reads it.
+//!
 //! **Races it prevents.** The stake keeps `count` from reaching 0 while the
 //! owner still holds references that only `owned` knows of: without it, a
 //! handle the owner counted and then sent away would, dropped, free the
@@ -65,11 +76,60 @@
 //! it lives. The owner's plain `owned` is a `RawCell`, so loom also
 //! reports any access to it from a second thread.
 
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 
 use crate::queue::Shared;
-use crate::sync::{Arc, AtomicUsize, Ordering, RawCell};
-use crate::worker;
+use crate::sync::{self, Arc, AtomicUsize, Ordering, RawCell};
+
+sync::cell_thread_local! {
+    /// The hub this thread owns: set by [`OwnerStake::new`] on a worker
+    /// thread, cleared by the stake's drop before it retires; null on every
+    /// other thread (module docs).
+    static OWNED: *mut Hub = ptr::null_mut();
+}
+
+/// The hub this thread owns, if it is a worker that has not retired. Its
+/// stake keeps it alive, and only this thread may use its owner's count.
+#[inline]
+fn owned() -> Option<NonNull<Hub>> {
+    // A `Cell` read never fails under std; under loom, reading it while the
+    // thread's locals are torn down does, and such a thread owns nothing.
+    NonNull::new(
+        OWNED
+            .try_with(|owned| owned.get())
+            .unwrap_or(ptr::null_mut()),
+    )
+}
+
+/// A new reference to the hub this thread owns, counted by the owner, if
+/// this thread is a worker (of any pool): what `Handle::current` returns.
+#[inline]
+pub(crate) fn owned_ref() -> Option<HubRef> {
+    owned().map(|hub| {
+        // SAFETY: this thread owns `hub` and has not retired (`owned`).
+        unsafe { hub.as_ref().count.owner_acquire() };
+        HubRef(hub)
+    })
+}
+
+/// [`owned_ref`], if this thread is a worker of the pool that owns `shared`.
+#[inline]
+fn owned_ref_for(shared: &Shared) -> Option<HubRef> {
+    if owner_serves(shared) {
+        owned_ref()
+    } else {
+        None
+    }
+}
+
+/// Whether this thread is a worker of the pool that owns `shared`: one
+/// load of a thread-local and one comparison.
+#[inline]
+pub(crate) fn owner_serves(shared: &Shared) -> bool {
+    // SAFETY: the stake keeps the hub alive while this thread owns it, and
+    // this call cannot drop the stake.
+    owned().is_some_and(|hub| ptr::eq(&*unsafe { hub.as_ref() }.shared, shared))
+}
 
 /// The bias `count` carries while the owner lives: more than the handles
 /// that fit in memory, so the other threads' drops of the owner's handles
@@ -114,6 +174,7 @@ impl BiasedCount {
     ///
     /// Only the owner's thread may call this, and only before
     /// [`retire`](Self::retire).
+    #[inline]
     pub(crate) unsafe fn owner_acquire(&self) {
         // SAFETY: only the owner's thread touches `owned`, and only before
         // it retires (the caller's contract), so this access races nothing.
@@ -193,7 +254,7 @@ impl Hub {
     /// A reference to the pool that owns `shared`: this worker's hub if it
     /// serves that pool, else a new hub with no owner.
     pub(crate) fn for_pool(shared: &Arc<Shared>) -> HubRef {
-        worker::with_own_stake(shared, OwnerStake::new_ref).unwrap_or_else(|| {
+        owned_ref_for(shared).unwrap_or_else(|| {
             let hub = Box::new(Hub {
                 shared: Arc::clone(shared),
                 count: BiasedCount::unowned(),
@@ -209,7 +270,7 @@ pub(crate) struct HubRef(NonNull<Hub>);
 // SAFETY: a `HubRef` only reads the hub's `shared` (an `Arc`, which is
 // `Send` and `Sync`) and updates its count: the atomic `count` from any
 // thread, the plain `owned` only on the owner's thread before it retires
-// (checked against that thread's record in `Clone` and `Drop`). So a
+// (checked against that thread's `OWNED` in `Clone` and `Drop`). So a
 // reference may move to, and be shared with, any thread.
 unsafe impl Send for HubRef {}
 // SAFETY: as for `Send`; `&HubRef` gives only `shared`.
@@ -233,7 +294,7 @@ impl HubRef {
 impl Clone for HubRef {
     /// This worker's hub if it serves the same pool, else this hub again.
     fn clone(&self) -> HubRef {
-        worker::with_own_stake(self.shared(), OwnerStake::new_ref).unwrap_or_else(|| {
+        owned_ref_for(self.shared()).unwrap_or_else(|| {
             self.hub().count.acquire();
             HubRef(self.0)
         })
@@ -243,16 +304,10 @@ impl Clone for HubRef {
 impl Drop for HubRef {
     #[inline]
     fn drop(&mut self) {
-        let by_owner = worker::with_stake(|stake| match stake {
-            Some(stake) if stake.0 == self.0 => {
-                // SAFETY: this thread holds the hub's stake, so it is the
-                // owner, before retiring (`OwnerStake`).
-                unsafe { self.hub().count.owner_release() };
-                true
-            }
-            _ => false,
-        });
-        if !by_owner && self.hub().count.release() {
+        if owned() == Some(self.0) {
+            // SAFETY: this thread owns the hub, and has not retired (`owned`).
+            unsafe { self.hub().count.owner_release() };
+        } else if self.hub().count.release() {
             // SAFETY: the last reference is gone and the owner (if any) has
             // retired, so nobody else can reach the hub; it came from
             // `Box::leak` (`Hub::for_pool` or `OwnerStake::new`).
@@ -273,7 +328,13 @@ impl OwnerStake {
             shared,
             count: BiasedCount::owned(),
         });
-        OwnerStake(NonNull::from(Box::leak(hub)))
+        let hub = NonNull::from(Box::leak(hub));
+        // A thread serves one pool, once: it owns no other hub.
+        OWNED.with(|owned| {
+            debug_assert!(owned.get().is_null(), "a thread owns one hub");
+            owned.set(hub.as_ptr());
+        });
+        OwnerStake(hub)
     }
 
     /// The pool's state.
@@ -283,24 +344,18 @@ impl OwnerStake {
         // the hub outlives `self`.
         &unsafe { self.0.as_ref() }.shared
     }
-
-    /// A new reference, counted by the owner.
-    #[inline]
-    pub(crate) fn new_ref(&self) -> HubRef {
-        // SAFETY: the stake keeps the hub alive (as in `shared`), and only
-        // its owner's thread can reach it (see the type docs), before its
-        // drop retires it.
-        unsafe { self.0.as_ref().count.owner_acquire() };
-        HubRef(self.0)
-    }
 }
 
 impl Drop for OwnerStake {
     fn drop(&mut self) {
         // SAFETY: the stake keeps the hub alive until this drop.
         let hub = unsafe { self.0.as_ref() };
-        // SAFETY: the owner's thread (see the type docs), once; the worker
-        // cleared its record, which `HubRef::drop` compares against, first.
+        // From here on this thread's drops of the hub's references take the
+        // atomic path: a drop that the hub's own free causes included. (Under
+        // loom the cell may already be torn down; then nothing reads it.)
+        let _ = OWNED.try_with(|owned| owned.set(ptr::null_mut()));
+        // SAFETY: the owner's thread (see the type docs), once; it no longer
+        // counts as the owner (just above).
         if unsafe { hub.count.retire() } {
             // SAFETY: no reference is left and the owner has retired, so
             // nobody else can reach the hub; it came from `Box::leak` in

@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::builder::{self, Builder};
 use crate::error::{BuildError, ShutdownTimedOut, SubmitError};
-use crate::hub::{Hub, HubRef};
+use crate::hub::{self, Hub, HubRef};
 use crate::job::{Execute, Job, Spawn, TypedJob};
 use crate::join::{JoinHandle, Promise};
 use crate::queue::{Shared, WhenFull};
@@ -527,11 +527,7 @@ impl Handle {
     /// ```
     #[inline]
     pub fn current() -> Option<Handle> {
-        worker::with_stake(|stake| {
-            stake.map(|stake| Handle {
-                hub: stake.new_ref(),
-            })
-        })
+        hub::owned_ref().map(|hub| Handle { hub })
     }
 
     /// Submits `job`, waiting for room if the bounded queue is full (never on

@@ -60,6 +60,7 @@ impl<T> SpinLock<T> {
     }
 
     /// Runs `f` on the value with the lock held.
+    #[inline]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         self.acquire();
         // Unlocks when dropped, also if `f` panics.
@@ -73,10 +74,25 @@ impl<T> SpinLock<T> {
         })
     }
 
+    #[inline]
     fn acquire(&self) {
-        let mut spins = 0;
         // Acquire: pairs with the `Release` store in `Held::drop` that this
         // swap reads, so the last holder's accesses happen before ours.
+        if self
+            .locked
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.acquire_contended();
+        }
+    }
+
+    /// [`acquire`](Self::acquire) after a first swap failed: out of line,
+    /// so that the uncontended lock, inlined at every call, stays short.
+    #[cold]
+    fn acquire_contended(&self) {
+        let mut spins = 0;
+        // Acquire: as in `acquire`.
         //
         // The waiter retries the swap itself rather than first waiting for
         // a plain load to read 0: a swap always reads the latest value,
@@ -84,17 +100,20 @@ impl<T> SpinLock<T> {
         // explores (and would report as a waiter spinning for ever). Waiters
         // are rare: only a thief, a sleeper's look or `shutdown_now` ever
         // meets the owner here.
-        while self
-            .locked
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        loop {
             if spins < SPINS_BEFORE_YIELD {
                 spins += 1;
                 // Under loom and shuttle this yields to the checker.
                 sync::spin_loop();
             } else {
                 sync::yield_now();
+            }
+            if self
+                .locked
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
             }
         }
     }
@@ -104,6 +123,7 @@ impl<T> SpinLock<T> {
 struct Held<'a>(&'a AtomicUsize);
 
 impl Drop for Held<'_> {
+    #[inline]
     fn drop(&mut self) {
         // Release: pairs with the `Acquire` swap in `acquire` of the next
         // holder, which reads this store.

@@ -117,6 +117,36 @@ pub(crate) const MODEL_CHECKED: bool = cfg!(all(loom, test));
 /// and the path taken when the spin runs out would go unexplored.
 pub(crate) const SCHEDULE_CHOSEN_BY_CHECKER: bool = cfg!(any(all(loom, test), all(shuttle, test)));
 
+/// Declares a thread-local `Cell` holding a `Copy` value with no destructor:
+/// `cell_thread_local! { static NAME: T = INIT; }`, read with
+/// `NAME.with(Cell::get)`.
+///
+/// std's is initialised at compile time (`const { }`): with nothing to
+/// initialise lazily and nothing to destroy, reaching it is one load relative
+/// to the thread pointer, with no state to check, and it never fails, even
+/// while the thread's other locals are being destroyed. loom's and shuttle's
+/// `thread_local!` take no `const { }`, so theirs is initialised on first use.
+macro_rules! cell_thread_local {
+    ($(#[$attr:meta])* static $name:ident: $t:ty = $init:expr;) => {
+        #[cfg(not(any(all(loom, test), all(shuttle, test))))]
+        std::thread_local! {
+            $(#[$attr])*
+            static $name: std::cell::Cell<$t> = const { std::cell::Cell::new($init) };
+        }
+        #[cfg(all(loom, test))]
+        loom::thread_local! {
+            $(#[$attr])*
+            static $name: std::cell::Cell<$t> = std::cell::Cell::new($init);
+        }
+        #[cfg(all(shuttle, test))]
+        shuttle::thread_local! {
+            $(#[$attr])*
+            static $name: std::cell::Cell<$t> = std::cell::Cell::new($init);
+        }
+    };
+}
+pub(crate) use cell_thread_local;
+
 // Not synchronization primitives, but they name `std::thread`; they are the
 // same under loom and shuttle.
 pub(crate) use std::thread::{available_parallelism, panicking};

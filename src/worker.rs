@@ -1,13 +1,14 @@
 //! The worker loop and the thread-local record of which pool a thread serves.
 
 use std::cell::{Cell, OnceCell, RefCell};
+use std::ptr;
 use std::rc::Rc;
 
-use crate::hub::OwnerStake;
+use crate::hub::{self, OwnerStake};
 use crate::job;
 use crate::local::Local;
 use crate::queue::{Finished, Shared};
-use crate::sync::{thread_local, Arc};
+use crate::sync::{self, thread_local, Arc};
 
 thread_local! {
     // loom's `thread_local!` does not accept a `const { }` initialiser.
@@ -19,10 +20,23 @@ thread_local! {
     static CURRENT: RefCell<Option<Worker>> = RefCell::new(None);
 }
 
+sync::cell_thread_local! {
+    /// The worker's own deque, once it has one: a copy of what its record
+    /// holds, for [`with_own_local`]'s fast path (one load, where the record
+    /// takes a checked borrow). Read only while this thread owns its hub,
+    /// that is while its record, which holds the deque, is alive (the
+    /// record's stake is dropped before its deque). A thread is a worker
+    /// once, so this never names another record's deque.
+    static OWN_LOCAL: *const Local = ptr::null();
+}
+
 /// What [`CURRENT`] holds on a worker thread.
 struct Worker {
     /// The worker's hub, which also holds the pool it serves. Dropped with
     /// the record, when the worker exits: that retires it (`hub.rs`).
+    /// Declared first, so dropped first: the thread stops owning its hub,
+    /// and so stops reading `OWN_LOCAL`, before the record lets go of its
+    /// deque.
     stake: OwnerStake,
     index: usize,
     /// The worker's own deque, got from the pool on its first push
@@ -71,9 +85,9 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     }
     // Release the pool before the thread's locals are torn down, so the last
     // reference to it is never dropped from a TLS destructor. The record is
-    // cleared first and dropped after, so that the stake retires once this
-    // thread no longer counts as its hub's owner, and whatever the hub's
-    // free drops may look the record up again.
+    // cleared first and dropped after, so that whatever the hub's free drops
+    // may look the record up again. (The stake's drop stops this thread
+    // counting as its hub's owner before it retires: `hub.rs`.)
     let record = CURRENT.with(|current| current.borrow_mut().take());
     drop(record);
 }
@@ -115,36 +129,6 @@ pub(crate) fn help_from_own_deque(shared: &Shared) -> bool {
     true
 }
 
-/// Calls `f` with this worker's hub stake, or with `None` off the pool
-/// (also while the thread's locals are being torn down).
-pub(crate) fn with_stake<R>(f: impl FnOnce(Option<&OwnerStake>) -> R) -> R {
-    let mut f = Some(f);
-    let mut call = |stake: Option<&OwnerStake>| (f.take().expect("called once"))(stake);
-    match CURRENT.try_with(|current| {
-        current
-            .borrow()
-            .as_ref()
-            .map(|worker| call(Some(&worker.stake)))
-    }) {
-        Ok(Some(result)) => result,
-        Ok(None) | Err(_) => call(None),
-    }
-}
-
-/// Calls `f` with this worker's hub stake if the worker serves the pool that
-/// owns `shared`.
-pub(crate) fn with_own_stake<R>(shared: &Shared, f: impl FnOnce(&OwnerStake) -> R) -> Option<R> {
-    CURRENT
-        .try_with(|current| match current.borrow().as_ref() {
-            Some(worker) if std::ptr::eq(&**worker.stake.shared(), shared) => {
-                Some(f(&worker.stake))
-            }
-            _ => None,
-        })
-        .ok()
-        .flatten()
-}
-
 /// This thread's worker index, if it is a worker of the pool that owns
 /// `shared`.
 pub(crate) fn index_in(shared: &Shared) -> Option<usize> {
@@ -160,19 +144,41 @@ pub(crate) fn index_in(shared: &Shared) -> Option<usize> {
 /// Calls `f` with this thread's own deque if it is a worker of the pool that
 /// owns `shared` (getting the deque from the pool on the worker's first
 /// push), else with `None`.
+#[inline]
 pub(crate) fn with_own_local<R>(shared: &Shared, f: impl FnOnce(Option<&Local>) -> R) -> R {
+    // A thread owns the hub of the pool it serves from the moment its record
+    // is made until the record's drop begins (`Worker::stake`): within that
+    // span, the two answer alike, and outside it the record is gone too.
+    if !hub::owner_serves(shared) {
+        return f(None);
+    }
+    let local = OWN_LOCAL.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: this thread owns its hub (just checked), so its record is
+    // alive and holds the deque `OWN_LOCAL` names, if any (there); the
+    // record is dropped only when the worker exits, not during a push.
+    match unsafe { local.as_ref() } {
+        Some(local) => f(Some(local)),
+        None => with_new_own_local(shared, f),
+    }
+}
+
+/// [`with_own_local`] on a worker of the pool that owns `shared` that has
+/// no own deque yet: gets it from the pool, through the worker's record.
+#[cold]
+fn with_new_own_local<R>(shared: &Shared, f: impl FnOnce(Option<&Local>) -> R) -> R {
     let mut f = Some(f);
     let mut call = |own: Option<&Local>| (f.take().expect("called once"))(own);
     match CURRENT.try_with(|current| match current.borrow().as_ref() {
         Some(worker) if std::ptr::eq(&**worker.stake.shared(), shared) => {
             let local = worker.local.get_or_init(|| shared.local(worker.index));
+            let _ = OWN_LOCAL.try_with(|own| own.set(&**local));
             Some(call(Some(local)))
         }
         _ => None,
     }) {
         Ok(Some(result)) => result,
-        // Not a worker of this pool, or its thread-locals are being torn
-        // down (then it serves no pool any more).
+        // Its thread-locals are being torn down (under loom, whose cells
+        // may go first): then it serves no pool any more.
         Ok(None) | Err(_) => call(None),
     }
 }

@@ -1003,12 +1003,18 @@ fn handle_current_inside_a_job_submits_to_that_same_pool() {
 #[test]
 fn a_job_submitting_to_another_pool_runs_its_child_there() {
     // A job of pool A submits to pool B's handle: the child goes to B, not
-    // to the A worker's own deque (which holds only A's jobs).
+    // to the A worker's own deque (which holds only A's jobs). The job
+    // first submits a child of its own to A, so that its worker has an own
+    // deque that B's child could wrongly land in.
     let pool_a = named_pool(1, "pool-a");
     let pool_b = named_pool(1, "pool-b");
     let (tx, rx) = mpsc::channel();
     let to_b = pool_b.handle();
     pool_a.execute(move || {
+        Handle::current()
+            .expect("on a worker")
+            .execute(|| {})
+            .expect("pool A is open");
         to_b.execute(move || tx.send(thread_name()).unwrap())
             .expect("pool B is open");
     });
@@ -1019,7 +1025,7 @@ fn a_job_submitting_to_another_pool_runs_its_child_there() {
         child.as_deref().is_some_and(|c| c.starts_with("pool-b-")),
         "a child submitted to pool B ran on {child:?}"
     );
-    assert_eq!(pool_a.completed_count(), 1);
+    assert_eq!(pool_a.completed_count(), 2);
     assert_eq!(pool_b.completed_count(), 1);
 }
 
@@ -1135,6 +1141,16 @@ fn handles_moving_between_a_worker_and_other_threads_keep_one_count() {
     assert_eq!(ran.load(Ordering::SeqCst), 3, "the refused job did not run");
 }
 
+/// Sets its flag when dropped: owned by a pool's state (through a hook),
+/// it tells when the state is freed.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn the_pools_state_is_freed_once_the_last_handle_is_gone() {
     // Every reference to the pool's state is counted on a hub: the workers'
@@ -1144,12 +1160,6 @@ fn the_pools_state_is_freed_once_the_last_handle_is_gone() {
     // another thread at once. The state (here, the start hook it owns) must
     // outlive the last handle and be freed when it goes: a hub never
     // retired or never freed leaks it, which no other test would notice.
-    struct SetOnDrop(Arc<AtomicBool>);
-    impl Drop for SetOnDrop {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
     let freed = Arc::new(AtomicBool::new(false));
     let owned_by_state = SetOnDrop(Arc::clone(&freed));
     let pool = Builder::new()
@@ -1184,6 +1194,37 @@ fn the_pools_state_is_freed_once_the_last_handle_is_gone() {
     assert!(
         freed.load(Ordering::SeqCst),
         "the state outlived every handle: a hub leaked"
+    );
+}
+
+#[test]
+fn a_handle_a_worker_drops_after_it_exits_frees_the_pools_state() {
+    // A job keeps its worker's `Handle::current()` in a thread-local of its
+    // own; the worker drops it only once it has exited and released its
+    // hub, when the thread's locals are torn down. By then the worker no
+    // longer owns the hub, so that drop must be counted as any other
+    // thread's and, being the last, free the hub and the pool's state. A
+    // thread that still took itself for the owner would count it in the
+    // owner's plain count, already folded in, and the state would leak.
+    thread_local! {
+        static KEPT: std::cell::RefCell<Option<Handle>> = const { std::cell::RefCell::new(None) };
+    }
+    let freed = Arc::new(AtomicBool::new(false));
+    let owned_by_state = SetOnDrop(Arc::clone(&freed));
+    let pool = Builder::new()
+        .num_threads(1)
+        .on_thread_start(move |_| {
+            let _ = &owned_by_state;
+        })
+        .build()
+        .unwrap();
+    pool.execute(|| KEPT.with(|kept| *kept.borrow_mut() = Handle::current()));
+    pool.wait_idle();
+    // Joins the worker: its thread-locals are gone when this returns.
+    pool.shutdown();
+    assert!(
+        freed.load(Ordering::SeqCst),
+        "the state outlived the worker's last handle: its hub leaked"
     );
 }
 
