@@ -515,6 +515,13 @@ pub struct Handle {
 impl Handle {
     /// The pool whose worker is running the caller, if any.
     ///
+    /// Cheap on a worker: one thread-local read and a count that the worker
+    /// keeps without atomic instructions. A job that submits children this
+    /// way, rather than capturing a cloned handle in each child, also keeps
+    /// the children's closures small: one that fits in a pointer (capturing
+    /// nothing, a reference, one small value or one `Arc`) is queued
+    /// without an allocation.
+    ///
     /// # Examples
     ///
     /// ```
