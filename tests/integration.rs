@@ -1151,6 +1151,19 @@ impl Drop for SetOnDrop {
     }
 }
 
+/// A pool of `threads` workers whose state, once freed, sets `freed`: its
+/// start hook owns a [`SetOnDrop`].
+fn pool_whose_state_sets(freed: &Arc<AtomicBool>, threads: usize) -> ThreadPool {
+    let owned_by_state = SetOnDrop(Arc::clone(freed));
+    Builder::new()
+        .num_threads(threads)
+        .on_thread_start(move |_| {
+            let _ = &owned_by_state;
+        })
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn the_pools_state_is_freed_once_the_last_handle_is_gone() {
     // Every reference to the pool's state is counted on a hub: the workers'
@@ -1161,14 +1174,7 @@ fn the_pools_state_is_freed_once_the_last_handle_is_gone() {
     // outlive the last handle and be freed when it goes: a hub never
     // retired or never freed leaks it, which no other test would notice.
     let freed = Arc::new(AtomicBool::new(false));
-    let owned_by_state = SetOnDrop(Arc::clone(&freed));
-    let pool = Builder::new()
-        .num_threads(2)
-        .on_thread_start(move |_| {
-            let _ = &owned_by_state;
-        })
-        .build()
-        .unwrap();
+    let pool = pool_whose_state_sets(&freed, 2);
     let (to_caller, from_worker) = mpsc::channel::<Handle>();
     let (to_worker, from_caller) = mpsc::channel::<Handle>();
     pool.execute(move || {
@@ -1210,14 +1216,7 @@ fn a_handle_a_worker_drops_after_it_exits_frees_the_pools_state() {
         static KEPT: std::cell::RefCell<Option<Handle>> = const { std::cell::RefCell::new(None) };
     }
     let freed = Arc::new(AtomicBool::new(false));
-    let owned_by_state = SetOnDrop(Arc::clone(&freed));
-    let pool = Builder::new()
-        .num_threads(1)
-        .on_thread_start(move |_| {
-            let _ = &owned_by_state;
-        })
-        .build()
-        .unwrap();
+    let pool = pool_whose_state_sets(&freed, 1);
     pool.execute(|| KEPT.with(|kept| *kept.borrow_mut() = Handle::current()));
     pool.wait_idle();
     // Joins the worker: its thread-locals are gone when this returns.
